@@ -1,0 +1,2 @@
+//! hookgate
+#![forbid(unsafe_code)]
