@@ -1,0 +1,634 @@
+//! Every Prometheus family of SPEC §5, over an owned `Registry`, with typed label vocabularies.
+//! All children are created at construction (so every label value is exported as 0 from start-up)
+//! and kept in arrays indexed by the label enums, so recording is one atomic add: no hashing,
+//! locking or allocation on the hot path. `render()` produces the `/metrics` body.
+
+use std::time::Duration;
+
+use prometheus::{
+    Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+/// Declares a fieldless label enum with `ALL` (in discriminant order, so `x as usize` indexes the
+/// arrays built from `ALL`) and `label()` (the exact SPEC label value).
+macro_rules! label_enum {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident => $label:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub(crate) enum $name { $($variant),+ }
+
+        impl $name {
+            /// Every value, in declaration order; `ALL[v as usize] == v`.
+            pub(crate) const ALL: [$name; [$($label),+].len()] = [$($name::$variant),+];
+
+            /// The label value exported to Prometheus and written to logs.
+            pub(crate) fn label(&self) -> &'static str {
+                match self { $($name::$variant => $label),+ }
+            }
+        }
+    };
+}
+
+label_enum! {
+    /// `hookgate_connections_total{result}`: what happened to an accepted TCP connection before TLS.
+    ConnectionResult {
+        Accepted => "accepted",
+        IpDenied => "ip_denied",
+        ProxyProtocolError => "proxy_protocol_error",
+    }
+}
+
+label_enum! {
+    /// `hookgate_tls_handshakes_total{result}`. `CertExpired` also covers "not yet valid";
+    /// `Error` is anything else (e.g. no common TLS version).
+    HandshakeResult {
+        Ok => "ok",
+        NoClientCert => "no_client_cert",
+        ThumbprintDenied => "thumbprint_denied",
+        ChainInvalid => "chain_invalid",
+        CertExpired => "cert_expired",
+        Timeout => "timeout",
+        Error => "error",
+    }
+}
+
+label_enum! {
+    /// `outcome` label of `hookgate_requests_total` and `hookgate_request_duration_seconds`.
+    Outcome {
+        Forwarded => "forwarded",
+        Denied => "denied",
+        Error => "error",
+    }
+}
+
+label_enum! {
+    /// `reason` label of `hookgate_requests_total`. Each reason belongs to exactly one outcome
+    /// (`Reason::outcome`), so only the SPEC's valid `(outcome, reason)` pairs can be recorded.
+    Reason {
+        Ok => "ok",
+        Method => "method",
+        Path => "path",
+        Header => "header",
+        BodyTooLarge => "body_too_large",
+        DeveloperPayload => "developer_payload",
+        BadRequest => "bad_request",
+        UpstreamUnavailable => "upstream_unavailable",
+        UpstreamTimeout => "upstream_timeout",
+    }
+}
+
+impl Reason {
+    /// The outcome this reason is reported under: forwarded/ok, denied/<check>, error/<failure>.
+    pub(crate) fn outcome(self) -> Outcome {
+        match self {
+            Reason::Ok => Outcome::Forwarded,
+            Reason::Method
+            | Reason::Path
+            | Reason::Header
+            | Reason::BodyTooLarge
+            | Reason::DeveloperPayload => Outcome::Denied,
+            Reason::BadRequest | Reason::UpstreamUnavailable | Reason::UpstreamTimeout => {
+                Outcome::Error
+            }
+        }
+    }
+}
+
+label_enum! {
+    /// `list` label of the `hookgate_allowlist_*` families.
+    ListKind {
+        Thumbprints => "thumbprints",
+        SourceIps => "source_ips",
+    }
+}
+
+label_enum! {
+    /// `result` label of `hookgate_allowlist_refresh_total` and `hookgate_config_reloads_total`.
+    UpdateResult {
+        Success => "success",
+        Failure => "failure",
+    }
+}
+
+impl UpdateResult {
+    fn from_success(success: bool) -> UpdateResult {
+        if success {
+            UpdateResult::Success
+        } else {
+            UpdateResult::Failure
+        }
+    }
+}
+
+/// Latency buckets in seconds: sub-millisecond local forwards up to the 30 s order of timeouts.
+const DURATION_BUCKETS: [f64; 15] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// All hookgate metrics. Cheap to share behind an `Arc`; every method takes `&self`.
+/// Invariant: every child of every labelled family exists from construction on.
+pub(crate) struct Metrics {
+    registry: Registry,
+    connections: [IntCounter; ConnectionResult::ALL.len()],
+    handshakes: [IntCounter; HandshakeResult::ALL.len()],
+    requests: [IntCounter; Reason::ALL.len()],
+    request_duration: [Histogram; Outcome::ALL.len()],
+    upstream_duration: Histogram,
+    open_connections: IntGauge,
+    allowlist_entries: [IntGauge; ListKind::ALL.len()],
+    allowlist_refresh: [[IntCounter; UpdateResult::ALL.len()]; ListKind::ALL.len()],
+    allowlist_last_success: [Gauge; ListKind::ALL.len()],
+    config_reloads: [IntCounter; UpdateResult::ALL.len()],
+    server_cert_not_after: IntGauge,
+}
+
+/// Creates and registers families on one registry. Names and options are static strings that
+/// the tests render, so failure here is a programming error, not a runtime condition.
+struct Families<'a>(&'a Registry);
+
+const STATIC_OPTS: &str = "static metric names, labels and buckets are valid and unique";
+
+impl Families<'_> {
+    fn add<C: prometheus::core::Collector + Clone + 'static>(&self, c: C) -> C {
+        self.0.register(Box::new(c.clone())).expect(STATIC_OPTS);
+        c
+    }
+    fn counters(&self, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+        self.add(IntCounterVec::new(Opts::new(name, help), labels).expect(STATIC_OPTS))
+    }
+    fn int_gauges(&self, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+        self.add(IntGaugeVec::new(Opts::new(name, help), labels).expect(STATIC_OPTS))
+    }
+    fn int_gauge(&self, name: &str, help: &str) -> IntGauge {
+        self.add(IntGauge::new(name, help).expect(STATIC_OPTS))
+    }
+    fn gauges(&self, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
+        self.add(GaugeVec::new(Opts::new(name, help), labels).expect(STATIC_OPTS))
+    }
+    fn histograms(&self, name: &str, help: &str, labels: &[&str]) -> HistogramVec {
+        let opts = HistogramOpts::new(name, help).buckets(DURATION_BUCKETS.to_vec());
+        self.add(HistogramVec::new(opts, labels).expect(STATIC_OPTS))
+    }
+}
+
+impl Metrics {
+    /// Builds the registry with every family and child; `version` goes into `hookgate_build_info`.
+    pub(crate) fn new(version: &str) -> Metrics {
+        let r = Registry::new();
+        let f = Families(&r);
+        let connections = f.counters(
+            "hookgate_connections_total",
+            "TCP connections by what happened before the TLS handshake.",
+            &["result"],
+        );
+        let handshakes = f.counters(
+            "hookgate_tls_handshakes_total",
+            "TLS handshakes by result; failures name the client certificate check that refused.",
+            &["result"],
+        );
+        let requests = f.counters(
+            "hookgate_requests_total",
+            "HTTP requests by outcome and its reason (the check that denied, or the error).",
+            &["outcome", "reason"],
+        );
+        let request_duration = f.histograms(
+            "hookgate_request_duration_seconds",
+            "Time from request head received to response head sent, by outcome.",
+            &["outcome"],
+        );
+        let upstream_duration = f.histograms(
+            "hookgate_upstream_duration_seconds",
+            "Time the upstream took to return response headers for forwarded requests.",
+            &[],
+        );
+        let open_connections = f.int_gauge(
+            "hookgate_open_connections",
+            "Client connections currently open on the listener.",
+        );
+        let allowlist_entries = f.int_gauges(
+            "hookgate_allowlist_entries",
+            "Entries in the effective allow list (static, files and remote merged).",
+            &["list"],
+        );
+        let allowlist_refresh = f.counters(
+            "hookgate_allowlist_refresh_total",
+            "Allow list refresh attempts from files or the remote source, by result.",
+            &["list", "result"],
+        );
+        let allowlist_last_success = f.gauges(
+            "hookgate_allowlist_last_success_timestamp_seconds",
+            "Unix time of the last successful allow list refresh (0 if never).",
+            &["list"],
+        );
+        let config_reloads = f.counters(
+            "hookgate_config_reloads_total",
+            "Configuration reloads (SIGHUP or watched file change), by result.",
+            &["result"],
+        );
+        let server_cert_not_after = f.int_gauge(
+            "hookgate_server_cert_not_after_timestamp_seconds",
+            "Unix time at which the serving TLS certificate expires.",
+        );
+        f.int_gauges(
+            "hookgate_build_info",
+            "Always 1; the version label is the running hookgate version.",
+            &["version"],
+        )
+        .with_label_values(&[version])
+        .set(1);
+
+        // Process metrics (CPU, memory, file descriptors) only exist on Linux (procfs).
+        #[cfg(target_os = "linux")]
+        r.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))
+        .expect("process_* names do not clash with hookgate_* names");
+
+        Metrics {
+            connections: ConnectionResult::ALL.map(|v| connections.with_label_values(&[v.label()])),
+            handshakes: HandshakeResult::ALL.map(|v| handshakes.with_label_values(&[v.label()])),
+            requests: Reason::ALL
+                .map(|v| requests.with_label_values(&[v.outcome().label(), v.label()])),
+            request_duration: Outcome::ALL
+                .map(|v| request_duration.with_label_values(&[v.label()])),
+            upstream_duration: upstream_duration.with_label_values::<&str>(&[]),
+            open_connections,
+            allowlist_entries: ListKind::ALL
+                .map(|l| allowlist_entries.with_label_values(&[l.label()])),
+            allowlist_refresh: ListKind::ALL.map(|l| {
+                UpdateResult::ALL
+                    .map(|res| allowlist_refresh.with_label_values(&[l.label(), res.label()]))
+            }),
+            allowlist_last_success: ListKind::ALL
+                .map(|l| allowlist_last_success.with_label_values(&[l.label()])),
+            config_reloads: UpdateResult::ALL
+                .map(|v| config_reloads.with_label_values(&[v.label()])),
+            server_cert_not_after,
+            registry: r,
+        }
+    }
+
+    /// Counts one accepted TCP connection by what happened before TLS.
+    pub(crate) fn connection(&self, result: ConnectionResult) {
+        self.connections[result as usize].inc();
+    }
+
+    /// Counts one finished (or failed / timed-out) TLS handshake.
+    pub(crate) fn handshake(&self, result: HandshakeResult) {
+        self.handshakes[result as usize].inc();
+    }
+
+    /// Counts one finished request under `(reason.outcome(), reason)` and observes its duration.
+    pub(crate) fn request(&self, reason: Reason, duration: Duration) {
+        self.requests[reason as usize].inc();
+        self.request_duration[reason.outcome() as usize].observe(duration.as_secs_f64());
+    }
+
+    /// Observes how long the upstream took for one forwarded request.
+    pub(crate) fn upstream_duration(&self, duration: Duration) {
+        self.upstream_duration.observe(duration.as_secs_f64());
+    }
+
+    /// Counts one open connection until the returned guard is dropped; hold it in the
+    /// connection task so every exit path (error, panic unwind, drain) decrements.
+    pub(crate) fn open_connection(&self) -> OpenConnectionGuard {
+        self.open_connections.inc();
+        OpenConnectionGuard(self.open_connections.clone())
+    }
+
+    /// Sets the number of entries currently in the effective allow list `list`.
+    pub(crate) fn set_allowlist_entries(&self, list: ListKind, entries: usize) {
+        self.allowlist_entries[list as usize].set(i64::try_from(entries).unwrap_or(i64::MAX));
+    }
+
+    /// Counts one refresh attempt of allow list `list`.
+    pub(crate) fn allowlist_refresh(&self, list: ListKind, success: bool) {
+        self.allowlist_refresh[list as usize][UpdateResult::from_success(success) as usize].inc();
+    }
+
+    /// Records the Unix time (seconds) of the last successful refresh of `list`.
+    pub(crate) fn set_allowlist_last_success(&self, list: ListKind, unix_secs: f64) {
+        self.allowlist_last_success[list as usize].set(unix_secs);
+    }
+
+    /// Counts one configuration reload attempt.
+    pub(crate) fn config_reload(&self, success: bool) {
+        self.config_reloads[UpdateResult::from_success(success) as usize].inc();
+    }
+
+    /// Records the serving certificate's `notAfter` as Unix seconds.
+    pub(crate) fn set_server_cert_not_after(&self, unix_secs: i64) {
+        self.server_cert_not_after.set(unix_secs);
+    }
+
+    /// The `/metrics` body in Prometheus text format 0.0.4 (`TextEncoder::FORMAT_TYPE`).
+    pub(crate) fn render(&self) -> String {
+        let mut out = String::with_capacity(16 * 1024);
+        TextEncoder::new()
+            .encode_utf8(&self.registry.gather(), &mut out)
+            // The encoder only fails on nameless or empty families; gather() drops empty ones
+            // and all names are static, and writing into a String cannot fail.
+            .expect("text-encoding gathered families into a String cannot fail");
+        out
+    }
+}
+
+/// Keeps `hookgate_open_connections` incremented while alive; decrements exactly once on drop.
+#[must_use = "the connection is only counted while the guard is held"]
+pub(crate) struct OpenConnectionGuard(IntGauge);
+
+impl Drop for OpenConnectionGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+
+    /// The value of the sample line `series` (name plus exact label set) in a rendered body.
+    fn sample(body: &str, series: &str) -> Option<f64> {
+        body.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .map(|v| v.parse().expect("sample value is a number"))
+    }
+
+    #[test]
+    fn fresh_render_has_every_spec_family_with_its_type() {
+        let body = Metrics::new("1.2.3").render();
+        for (name, kind) in [
+            ("hookgate_connections_total", "counter"),
+            ("hookgate_tls_handshakes_total", "counter"),
+            ("hookgate_requests_total", "counter"),
+            ("hookgate_request_duration_seconds", "histogram"),
+            ("hookgate_upstream_duration_seconds", "histogram"),
+            ("hookgate_open_connections", "gauge"),
+            ("hookgate_allowlist_entries", "gauge"),
+            ("hookgate_allowlist_refresh_total", "counter"),
+            ("hookgate_allowlist_last_success_timestamp_seconds", "gauge"),
+            ("hookgate_config_reloads_total", "counter"),
+            ("hookgate_server_cert_not_after_timestamp_seconds", "gauge"),
+            ("hookgate_build_info", "gauge"),
+        ] {
+            assert!(
+                body.contains(&format!("# TYPE {name} {kind}\n")),
+                "{name} {kind} missing:\n{body}"
+            );
+            assert!(
+                body.contains(&format!("# HELP {name} ")),
+                "{name} has no HELP"
+            );
+        }
+        assert_eq!(
+            sample(&body, r#"hookgate_build_info{version="1.2.3"}"#),
+            Some(1.0)
+        );
+        assert_eq!(sample(&body, "hookgate_open_connections"), Some(0.0));
+        assert_eq!(
+            sample(&body, "hookgate_upstream_duration_seconds_count"),
+            Some(0.0)
+        );
+        assert!(
+            body.contains("\nprocess_resident_memory_bytes "),
+            "process metrics missing"
+        );
+    }
+
+    #[test]
+    fn fresh_render_has_every_label_value_and_valid_pair_at_zero() {
+        let body = Metrics::new("t").render();
+        let mut series = Vec::new();
+        for v in ConnectionResult::ALL {
+            series.push(format!(
+                r#"hookgate_connections_total{{result="{}"}}"#,
+                v.label()
+            ));
+        }
+        for v in HandshakeResult::ALL {
+            series.push(format!(
+                r#"hookgate_tls_handshakes_total{{result="{}"}}"#,
+                v.label()
+            ));
+        }
+        for (outcome, reasons) in [
+            ("forwarded", &["ok"][..]),
+            (
+                "denied",
+                &[
+                    "method",
+                    "path",
+                    "header",
+                    "body_too_large",
+                    "developer_payload",
+                ],
+            ),
+            (
+                "error",
+                &["bad_request", "upstream_unavailable", "upstream_timeout"],
+            ),
+        ] {
+            series.push(format!(
+                r#"hookgate_request_duration_seconds_count{{outcome="{outcome}"}}"#
+            ));
+            for reason in reasons {
+                series.push(format!(
+                    r#"hookgate_requests_total{{outcome="{outcome}",reason="{reason}"}}"#
+                ));
+            }
+        }
+        for list in ["thumbprints", "source_ips"] {
+            series.push(format!(r#"hookgate_allowlist_entries{{list="{list}"}}"#));
+            series.push(format!(
+                r#"hookgate_allowlist_last_success_timestamp_seconds{{list="{list}"}}"#
+            ));
+            for result in ["success", "failure"] {
+                series.push(format!(
+                    r#"hookgate_allowlist_refresh_total{{list="{list}",result="{result}"}}"#
+                ));
+            }
+        }
+        for result in ["success", "failure"] {
+            series.push(format!(
+                r#"hookgate_config_reloads_total{{result="{result}"}}"#
+            ));
+        }
+        series.push("hookgate_server_cert_not_after_timestamp_seconds".into());
+        for s in &series {
+            assert_eq!(
+                sample(&body, s),
+                Some(0.0),
+                "{s} not present at 0 in:\n{body}"
+            );
+        }
+        // Exactly the valid pairs: no invalid (outcome, reason) combination is exported.
+        let pairs = body
+            .lines()
+            .filter(|l| l.starts_with("hookgate_requests_total{"))
+            .count();
+        assert_eq!(pairs, 9);
+    }
+
+    #[test]
+    fn reason_outcome_matches_the_spec_pairs() {
+        let pairs: Vec<_> = Reason::ALL
+            .iter()
+            .map(|r| (r.outcome().label(), r.label()))
+            .collect();
+        assert_eq!(pairs[0], ("forwarded", "ok"));
+        assert_eq!(pairs.iter().filter(|(o, _)| *o == "denied").count(), 5);
+        assert_eq!(Reason::UpstreamTimeout.outcome(), Outcome::Error);
+        assert_eq!(Reason::BadRequest.outcome(), Outcome::Error);
+        assert_eq!(Reason::DeveloperPayload.outcome(), Outcome::Denied);
+    }
+
+    #[test]
+    fn all_arrays_are_in_discriminant_order() {
+        assert!(Reason::ALL
+            .iter()
+            .enumerate()
+            .all(|(i, v)| *v as usize == i));
+        assert!(HandshakeResult::ALL
+            .iter()
+            .enumerate()
+            .all(|(i, v)| *v as usize == i));
+        assert!(ConnectionResult::ALL
+            .iter()
+            .enumerate()
+            .all(|(i, v)| *v as usize == i));
+    }
+
+    #[test]
+    fn recording_moves_exactly_the_matching_series() {
+        let m = Metrics::new("t");
+        m.connection(ConnectionResult::IpDenied);
+        m.handshake(HandshakeResult::ThumbprintDenied);
+        m.handshake(HandshakeResult::ThumbprintDenied);
+        m.request(Reason::Header, Duration::from_millis(3));
+        m.request(Reason::Ok, Duration::from_millis(20));
+        m.upstream_duration(Duration::from_millis(15));
+        m.set_allowlist_entries(ListKind::SourceIps, 42);
+        m.allowlist_refresh(ListKind::Thumbprints, false);
+        m.set_allowlist_last_success(ListKind::Thumbprints, 1_700_000_000.5);
+        m.config_reload(true);
+        m.set_server_cert_not_after(1_900_000_000);
+        let body = m.render();
+        let checks = [
+            (r#"hookgate_connections_total{result="ip_denied"}"#, 1.0),
+            (r#"hookgate_connections_total{result="accepted"}"#, 0.0),
+            (
+                r#"hookgate_tls_handshakes_total{result="thumbprint_denied"}"#,
+                2.0,
+            ),
+            (
+                r#"hookgate_requests_total{outcome="denied",reason="header"}"#,
+                1.0,
+            ),
+            (
+                r#"hookgate_requests_total{outcome="forwarded",reason="ok"}"#,
+                1.0,
+            ),
+            (
+                r#"hookgate_requests_total{outcome="denied",reason="path"}"#,
+                0.0,
+            ),
+            (
+                r#"hookgate_request_duration_seconds_bucket{outcome="denied",le="0.0025"}"#,
+                0.0,
+            ),
+            (
+                r#"hookgate_request_duration_seconds_bucket{outcome="denied",le="0.005"}"#,
+                1.0,
+            ),
+            (
+                r#"hookgate_request_duration_seconds_count{outcome="forwarded"}"#,
+                1.0,
+            ),
+            (
+                r#"hookgate_request_duration_seconds_count{outcome="error"}"#,
+                0.0,
+            ),
+            ("hookgate_upstream_duration_seconds_count", 1.0),
+            (
+                r#"hookgate_upstream_duration_seconds_bucket{le="+Inf"}"#,
+                1.0,
+            ),
+            (r#"hookgate_allowlist_entries{list="source_ips"}"#, 42.0),
+            (
+                r#"hookgate_allowlist_refresh_total{list="thumbprints",result="failure"}"#,
+                1.0,
+            ),
+            (
+                r#"hookgate_allowlist_refresh_total{list="thumbprints",result="success"}"#,
+                0.0,
+            ),
+            (
+                r#"hookgate_allowlist_last_success_timestamp_seconds{list="thumbprints"}"#,
+                1_700_000_000.5,
+            ),
+            (r#"hookgate_config_reloads_total{result="success"}"#, 1.0),
+            (
+                "hookgate_server_cert_not_after_timestamp_seconds",
+                1_900_000_000.0,
+            ),
+        ];
+        for (series, want) in checks {
+            assert_eq!(sample(&body, series), Some(want), "{series} in:\n{body}");
+        }
+    }
+
+    #[test]
+    fn open_connection_guard_decrements_on_drop() {
+        let m = Metrics::new("t");
+        let a = m.open_connection();
+        let b = m.open_connection();
+        assert_eq!(sample(&m.render(), "hookgate_open_connections"), Some(2.0));
+        drop(a);
+        assert_eq!(sample(&m.render(), "hookgate_open_connections"), Some(1.0));
+        drop(b);
+        assert_eq!(sample(&m.render(), "hookgate_open_connections"), Some(0.0));
+    }
+
+    #[test]
+    fn promtool_accepts_a_populated_render() {
+        let m = Metrics::new("0.1.0");
+        m.request(Reason::Ok, Duration::from_micros(800));
+        m.request(Reason::UpstreamTimeout, Duration::from_secs(31));
+        m.upstream_duration(Duration::from_millis(2));
+        m.connection(ConnectionResult::Accepted);
+        m.handshake(HandshakeResult::Ok);
+        m.set_allowlist_last_success(ListKind::SourceIps, 1_700_000_000.0);
+        let _open = m.open_connection();
+        let body = m.render();
+
+        let mut child = Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot run `promtool` ({e}); install it with \
+                     `apt-get install -y prometheus` (Debian) or put promtool on PATH"
+                )
+            });
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(body.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "promtool check metrics failed ({}):\n{}{}\n--- body ---\n{body}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+    }
+}
