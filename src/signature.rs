@@ -140,8 +140,8 @@ impl IdentitySigner {
         let tag = hmac::sign(&self.key, &buf);
 
         // Signature-Input is `hookgate=` + the parameters that end the base: write the label
-        // over the end of the `"@signature-params": ` line head and copy from there, so no
-        // second buffer is built (the base is then freed, not kept alive by the header).
+        // over the end of the `"@signature-params": ` line head and copy from there into the
+        // header's own exact-size allocation, instead of assembling the value a second time.
         let input_start = params_start - (LABEL.len() + 1);
         buf[input_start..params_start - 1].copy_from_slice(LABEL.as_bytes());
         buf[params_start - 1] = b'=';
