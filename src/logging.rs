@@ -48,8 +48,8 @@ pub(crate) enum LogInitError {
     /// A level that is neither a level name nor a valid filter directive.
     #[error("log level {value:?} is invalid; use trace, debug, info, warn, error, off, or a filter directive such as \"info,hookgate=debug\": {reason}")]
     Level { value: String, reason: String },
-    /// A global subscriber was already installed (init called twice).
-    #[error("a global log subscriber is already installed")]
+    /// A global subscriber or `log` logger was already installed (init called twice).
+    #[error("a global log subscriber or `log` logger is already installed")]
     AlreadyInstalled(#[source] TryInitError),
 }
 
