@@ -1,0 +1,105 @@
+//! The admin listener (plain HTTP): `/healthz`, `/readyz` with the reason when not ready, and
+//! `/metrics` in the Prometheus text format.
+
+use std::convert::Infallible;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{header, Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::Gate;
+
+pub(crate) async fn serve(
+    listener: TcpListener,
+    gate: Arc<Gate>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::error!(detail = %e, "admin accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => break,
+        };
+        let gate = gate.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let gate = gate.clone();
+                async move { Ok::<_, Infallible>(route(&req, &gate)) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(std::time::Duration::from_secs(10))
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+fn route(req: &Request<Incoming>, gate: &Gate) -> Response<Full<Bytes>> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "GET only\n".into());
+    }
+    match req.uri().path() {
+        "/healthz" => text(StatusCode::OK, "ok\n".into()),
+        "/readyz" => match not_ready_reason(gate) {
+            None => text(StatusCode::OK, "ready\n".into()),
+            Some(why) => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("not ready: {why}\n"),
+            ),
+        },
+        "/metrics" => {
+            let mut resp = text(StatusCode::OK, gate.metrics.render());
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            resp
+        }
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "not found; try /healthz, /readyz or /metrics\n".into(),
+        ),
+    }
+}
+
+/// `None` when ready: listening, every configured allow list non-empty, not draining.
+pub(crate) fn not_ready_reason(gate: &Gate) -> Option<String> {
+    if gate.draining.load(Ordering::Acquire) {
+        return Some("draining (shutting down)".into());
+    }
+    let snap = gate.snapshot.load();
+    if snap.pins.as_ref().is_some_and(|l| l.live.load().is_empty()) {
+        return Some("the [thumbprints] allow list is empty, so every client is refused".into());
+    }
+    if snap
+        .source_ips
+        .as_ref()
+        .is_some_and(|l| l.live.load().is_empty())
+    {
+        return Some("the [source_ips] allow list is empty, so every connection is refused".into());
+    }
+    None
+}
+
+fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}

@@ -1,0 +1,207 @@
+//! The CLI commands behind `main.rs`: `run`, `check`, `thumbprint` (and `demo` in [`crate::demo`]).
+//! Each returns the process exit code of SPEC §1: 0 clean, 1 configuration or start-up error.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::logging::{self, LogFormat};
+use crate::metrics::Metrics;
+use crate::snapshot::{RemoteEntries, Snapshot};
+use crate::{admin, reload, server, Gate};
+
+/// `--log-format` / `--log-level` from the command line, which override `[log]`.
+#[derive(Debug, Default, Clone)]
+pub struct LogOverrides {
+    pub format: Option<String>,
+    pub level: Option<String>,
+}
+
+/// `hookgate check`: builds everything `run` would and prints what is enforced.
+pub fn check(path: &Path) -> ExitCode {
+    match load(path) {
+        Ok(snapshot) => {
+            for w in &snapshot.warnings {
+                eprintln!("warning: {w}");
+            }
+            print!("{}", crate::reload::summary(&snapshot));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `hookgate run`: serves until SIGTERM/SIGINT, then drains and exits 0.
+pub fn run(path: &Path, log: &LogOverrides) -> ExitCode {
+    let snapshot = match load(path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    for w in &snapshot.warnings {
+        eprintln!("warning: {w}");
+    }
+    if let Err(e) = init_logging(&snapshot.config, log) {
+        eprintln!("error: {e}");
+        return ExitCode::from(1);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async move {
+        match start(snapshot, path.to_owned()).await {
+            Ok(running) => {
+                running.wait().await;
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(1)
+            }
+        }
+    })
+}
+
+fn load(path: &Path) -> Result<Snapshot, crate::config::ConfigError> {
+    let config = Config::load(path)?;
+    Snapshot::build(config, &RemoteEntries::default())
+}
+
+pub(crate) fn init_logging(config: &Config, log: &LogOverrides) -> Result<(), String> {
+    let format = match &log.format {
+        Some(f) => f.parse::<LogFormat>().map_err(|e| e.to_string())?,
+        None => config.log_format,
+    };
+    let level = log.level.as_deref().unwrap_or(&config.log_level);
+    logging::init(format, level).map_err(|e| e.to_string())
+}
+
+/// A started gate: its listeners are bound and its tasks spawned.
+pub(crate) struct Running {
+    pub gate: Arc<Gate>,
+    pub address: std::net::SocketAddr,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Waits until the server has drained after SIGTERM/SIGINT.
+    pub(crate) async fn wait(self) {
+        let _ = self.server.await;
+        tracing::info!("stopped");
+    }
+}
+
+/// Binds the listeners (a port in use is a start-up error) and spawns every task.
+pub(crate) async fn start(snapshot: Snapshot, config_path: PathBuf) -> Result<Running, String> {
+    let listen_addr = snapshot.config.listen.address;
+    let listener = TcpListener::bind(listen_addr)
+        .await
+        .map_err(|e| format!("cannot listen on {listen_addr} (listen.address): {e}"))?;
+    let address = listener.local_addr().map_err(|e| e.to_string())?;
+    let admin_listener = match snapshot.config.admin {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr} (admin.address): {e}"))?,
+        ),
+        None => None,
+    };
+    let gate = Arc::new(Gate {
+        metrics: Metrics::new(crate::VERSION),
+        snapshot: ArcSwap::from_pointee(snapshot),
+        draining: AtomicBool::new(false),
+        remote: Mutex::new(RemoteEntries::default()),
+    });
+    reload::publish_gauges(&gate);
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    if let Some(l) = admin_listener {
+        tokio::spawn(admin::serve(l, gate.clone(), shutdown_rx.clone()));
+    }
+    reload::spawn(gate.clone(), config_path, shutdown_rx.clone());
+    spawn_signal_handler(gate.clone(), shutdown_tx);
+    {
+        let snap = gate.snapshot.load();
+        tracing::info!(
+            address = %address,
+            admin = snap.config.admin.map(|a| a.to_string()).unwrap_or_default(),
+            version = crate::VERSION,
+            "listening"
+        );
+    }
+    let server = tokio::spawn(server::serve(listener, gate.clone(), shutdown_rx));
+    Ok(Running {
+        gate,
+        address,
+        server,
+    })
+}
+
+fn spawn_signal_handler(gate: Arc<Gate>, shutdown: watch::Sender<bool>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    tokio::spawn(async move {
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            tracing::error!("cannot install SIGTERM/SIGINT handlers");
+            return;
+        };
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        // Readiness fails first, so load balancers stop sending while we drain.
+        gate.draining.store(true, Ordering::Release);
+        let grace = gate.snapshot.load().config.listen.shutdown_grace;
+        tracing::info!(signal = name, grace_s = grace.as_secs_f64(), "draining");
+        let _ = shutdown.send(true);
+    });
+}
+
+/// `hookgate demo`: see [`crate::demo`].
+pub fn demo(config: Option<PathBuf>, log: &LogOverrides) -> ExitCode {
+    crate::demo::run(config, log)
+}
+
+/// `hookgate thumbprint FILE...`: one line per certificate.
+pub fn thumbprint(files: &[PathBuf]) -> ExitCode {
+    let mut status = ExitCode::SUCCESS;
+    for file in files {
+        match crate::tls::pem::load_certs(file) {
+            Ok(certs) => {
+                for der in certs {
+                    match crate::tls::describe::line(&der) {
+                        Ok(line) => println!("{} {line}", file.display()),
+                        Err(e) => {
+                            eprintln!("error: {}: {e}", file.display());
+                            status = ExitCode::from(1);
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                status = ExitCode::from(1);
+            }
+        }
+    }
+    status
+}

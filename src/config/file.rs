@@ -1,0 +1,228 @@
+//! `FileConfig` mirrors the TOML file exactly. Every struct denies unknown keys: a misspelled
+//! security key must never be silently ignored. Values validate as they deserialize.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::values::{from_str, Dur, HostMode, Size, TlsVersion};
+use crate::allowlist::{Network, Thumbprint};
+use crate::logging::LogFormat;
+use crate::secret::SecretSource;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileConfig {
+    #[serde(default)]
+    pub listen: Listen,
+    pub tls: Tls,
+    pub thumbprints: Option<List<Thumbprint>>,
+    pub source_ips: Option<List<Network>>,
+    pub required_header: Option<RequiredHeader>,
+    pub developer_payload: Option<DeveloperPayload>,
+    #[serde(default)]
+    pub request: Request,
+    #[serde(default)]
+    pub upstream: Upstream,
+    pub identity: Option<Identity>,
+    #[serde(default)]
+    pub admin: Admin,
+    #[serde(default)]
+    pub log: Log,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Listen {
+    pub address: SocketAddr,
+    pub proxy_protocol: bool,
+    pub trusted_proxies: Vec<Entry<Network>>,
+    pub max_connections: usize,
+    pub handshake_timeout: Dur,
+    pub header_timeout: Dur,
+    pub idle_timeout: Dur,
+    pub shutdown_grace: Dur,
+}
+
+impl Default for Listen {
+    fn default() -> Self {
+        Listen {
+            address: SocketAddr::from(([0, 0, 0, 0], 8443)),
+            proxy_protocol: false,
+            trusted_proxies: Vec::new(),
+            max_connections: 10_000,
+            handshake_timeout: Dur(std::time::Duration::from_secs(10)),
+            header_timeout: Dur(std::time::Duration::from_secs(10)),
+            idle_timeout: Dur(std::time::Duration::from_secs(60)),
+            shutdown_grace: Dur(std::time::Duration::from_secs(25)),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Tls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    #[serde(default)]
+    pub client_ca: PathBuf,
+    #[serde(default = "default_min_version")]
+    pub min_version: TlsVersion,
+    #[serde(default = "yes")]
+    pub check_validity: bool,
+}
+
+/// One allow-list entry, parsed (and so validated) while the file is read.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Entry<T>(pub T);
+
+impl<'de, T> Deserialize<'de> for Entry<T>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        from_str(d).map(Entry)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[serde(bound(deserialize = "T: std::str::FromStr, T::Err: std::fmt::Display"))]
+pub(crate) struct List<T> {
+    #[serde(default = "Vec::new")]
+    pub allow: Vec<Entry<T>>,
+    #[serde(default)]
+    pub files: Vec<PathBuf>,
+    #[serde(default)]
+    pub url: String,
+    #[serde(default)]
+    pub url_ca: PathBuf,
+    /// Extension: extra request headers for `url` (e.g. a bearer token), values are secrets.
+    #[serde(default)]
+    pub url_headers: BTreeMap<String, SecretSource>,
+    #[serde(default = "default_refresh")]
+    pub refresh: Dur,
+    #[serde(default)]
+    pub cache: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RequiredHeader {
+    #[serde(default = "default_header_name", deserialize_with = "from_str")]
+    pub name: http::HeaderName,
+    pub values: Vec<SecretSource>,
+    #[serde(default = "yes")]
+    pub strip: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DeveloperPayload {
+    #[serde(default = "default_pointer")]
+    pub pointer: String,
+    pub values: Vec<SecretSource>,
+    #[serde(default = "root_prefix")]
+    pub path_prefixes: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Request {
+    pub methods: Vec<String>,
+    pub path_prefixes: Vec<String>,
+    pub max_body: Size,
+}
+
+impl Default for Request {
+    fn default() -> Self {
+        Request {
+            methods: vec!["POST".into(), "PUT".into()],
+            path_prefixes: root_prefix(),
+            max_body: Size(16 << 20),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Upstream {
+    pub url: String,
+    pub connect_timeout: Dur,
+    pub timeout: Dur,
+    pub host: HostMode,
+}
+
+impl Default for Upstream {
+    fn default() -> Self {
+        Upstream {
+            url: "http://127.0.0.1:8080".into(),
+            connect_timeout: Dur(std::time::Duration::from_secs(2)),
+            timeout: Dur(std::time::Duration::from_secs(30)),
+            host: HostMode::Preserve,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Identity {
+    pub key: SecretSource,
+    #[serde(default = "default_key_id")]
+    pub key_id: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Admin {
+    pub address: String,
+}
+
+impl Default for Admin {
+    fn default() -> Self {
+        Admin {
+            address: "127.0.0.1:9901".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Log {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Log {
+            format: LogFormat::Json,
+            level: "info".into(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_min_version() -> TlsVersion {
+    TlsVersion::Tls12
+}
+fn default_refresh() -> Dur {
+    Dur(std::time::Duration::from_secs(24 * 3600))
+}
+fn default_header_name() -> http::HeaderName {
+    http::HeaderName::from_static("x-webhook-secret")
+}
+fn default_pointer() -> String {
+    "/developerPayload".into()
+}
+fn root_prefix() -> Vec<String> {
+    vec!["/".into()]
+}
+fn default_key_id() -> String {
+    "hookgate-1".into()
+}

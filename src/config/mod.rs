@@ -1,0 +1,310 @@
+//! Configuration: the TOML file (`file`) validated into typed values (`Config`). Every error
+//! names the file, the key path and, where known, the line, and says what was expected.
+
+mod file;
+pub(crate) mod values;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::allowlist::{Network, SourceNetworks, Thumbprint};
+use crate::logging::LogFormat;
+use crate::secret::SecretSource;
+pub(crate) use values::{HostMode, TlsVersion};
+
+/// A configuration mistake, located in the file.
+#[derive(Debug, Clone)]
+pub(crate) struct ConfigError {
+    pub file: PathBuf,
+    pub key: String,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if !self.key.is_empty() {
+            write!(f, ": {}", self.key)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The validated configuration. Secrets are still sources here; they are resolved (and so
+/// re-read on every reload) when a `Snapshot` is built.
+#[derive(Debug)]
+pub(crate) struct Config {
+    pub path: PathBuf,
+    /// Relative paths in the file are relative to this directory.
+    pub dir: PathBuf,
+    text: String,
+    pub listen: Listen,
+    pub tls: Tls,
+    pub thumbprints: Option<ListConfig<Thumbprint>>,
+    pub source_ips: Option<ListConfig<Network>>,
+    pub required_header: Option<RequiredHeader>,
+    pub developer_payload: Option<DeveloperPayload>,
+    pub request: RequestRules,
+    pub upstream: Upstream,
+    pub identity: Option<Identity>,
+    pub admin: Option<SocketAddr>,
+    pub log_format: LogFormat,
+    pub log_level: String,
+}
+
+#[derive(Debug)]
+pub(crate) struct Listen {
+    pub address: SocketAddr,
+    pub proxy_protocol: bool,
+    pub trusted_proxies: SourceNetworks,
+    pub max_connections: usize,
+    pub handshake_timeout: Duration,
+    pub header_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug)]
+pub(crate) struct Tls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: Option<PathBuf>,
+    pub min_version: TlsVersion,
+    pub check_validity: bool,
+}
+
+/// One allow list: static entries, files, and an optional remote source.
+#[derive(Debug)]
+pub(crate) struct ListConfig<T> {
+    pub allow: Vec<T>,
+    pub files: Vec<PathBuf>,
+    pub remote: Option<RemoteConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct RemoteConfig {
+    pub url: http::Uri,
+    pub url_ca: Option<PathBuf>,
+    pub headers: Vec<(http::HeaderName, SecretSource)>,
+    pub refresh: Duration,
+    pub cache: Option<PathBuf>,
+}
+
+#[derive(Debug)]
+pub(crate) struct RequiredHeader {
+    pub name: http::HeaderName,
+    pub values: Vec<SecretSource>,
+    pub strip: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct DeveloperPayload {
+    pub pointer: String,
+    pub values: Vec<SecretSource>,
+    pub path_prefixes: Vec<String>,
+}
+
+#[derive(Debug)]
+pub(crate) struct RequestRules {
+    pub methods: Vec<http::Method>,
+    pub path_prefixes: Vec<String>,
+    pub max_body: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum UpstreamTarget {
+    Tcp { host: String, port: u16 },
+    Unix(PathBuf),
+}
+
+#[derive(Debug)]
+pub(crate) struct Upstream {
+    pub target: UpstreamTarget,
+    /// Prepended to the client's path; empty or "/BASE" without a trailing slash.
+    pub base: String,
+    pub connect_timeout: Duration,
+    pub timeout: Duration,
+    pub host: HostMode,
+}
+
+#[derive(Debug)]
+pub(crate) struct Identity {
+    pub key: SecretSource,
+    pub key_id: String,
+}
+
+impl Config {
+    /// Reads and validates the file; resolves nothing else from disk.
+    pub(crate) fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_owned(),
+            key: String::new(),
+            line: None,
+            message: format!("cannot read the config file: {e}"),
+        })?;
+        Config::parse(path, text)
+    }
+
+    pub(crate) fn parse(path: &Path, text: String) -> Result<Config, ConfigError> {
+        let raw: file::FileConfig =
+            serde_path_to_error::deserialize(toml::Deserializer::new(&text)).map_err(|e| {
+                let line = e.inner().span().map(|s| line_at(&text, s.start));
+                ConfigError {
+                    file: path.to_owned(),
+                    key: e.path().to_string().trim_start_matches('.').to_owned(),
+                    line,
+                    message: e.inner().message().trim().to_owned(),
+                }
+            })?;
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_owned();
+        let mut cfg = Config {
+            path: path.to_owned(),
+            dir,
+            text,
+            listen: Listen {
+                address: raw.listen.address,
+                proxy_protocol: raw.listen.proxy_protocol,
+                trusted_proxies: SourceNetworks::new(
+                    raw.listen.trusted_proxies.iter().map(|e| e.0),
+                ),
+                max_connections: raw.listen.max_connections,
+                handshake_timeout: raw.listen.handshake_timeout.0,
+                header_timeout: raw.listen.header_timeout.0,
+                idle_timeout: raw.listen.idle_timeout.0,
+                shutdown_grace: raw.listen.shutdown_grace.0,
+            },
+            tls: Tls {
+                cert: raw.tls.cert,
+                key: raw.tls.key,
+                client_ca: non_empty(raw.tls.client_ca),
+                min_version: raw.tls.min_version,
+                check_validity: raw.tls.check_validity,
+            },
+            thumbprints: None,
+            source_ips: None,
+            required_header: None,
+            developer_payload: None,
+            request: RequestRules {
+                methods: Vec::new(),
+                path_prefixes: raw.request.path_prefixes,
+                max_body: raw.request.max_body.0,
+            },
+            upstream: Upstream {
+                target: UpstreamTarget::Unix(PathBuf::new()),
+                base: String::new(),
+                connect_timeout: raw.upstream.connect_timeout.0,
+                timeout: raw.upstream.timeout.0,
+                host: raw.upstream.host,
+            },
+            identity: raw.identity.map(|i| Identity {
+                key: i.key,
+                key_id: i.key_id,
+            }),
+            admin: None,
+            log_format: raw.log.format,
+            log_level: raw.log.level,
+        };
+        validate::listen(&cfg, &raw.listen)?;
+        cfg.thumbprints = raw
+            .thumbprints
+            .map(|l| validate::list(&cfg, "thumbprints", l))
+            .transpose()?;
+        cfg.source_ips = raw
+            .source_ips
+            .map(|l| validate::list(&cfg, "source_ips", l))
+            .transpose()?;
+        cfg.required_header = raw
+            .required_header
+            .map(|h| validate::required_header(&cfg, h))
+            .transpose()?;
+        cfg.developer_payload = raw
+            .developer_payload
+            .map(|p| validate::developer_payload(&cfg, p))
+            .transpose()?;
+        cfg.request.methods = validate::methods(&cfg, &raw.request.methods)?;
+        validate::prefixes(&cfg, "request.path_prefixes", &cfg.request.path_prefixes)?;
+        if cfg.request.max_body == 0 {
+            return Err(cfg.error("request.max_body", "must be more than 0 bytes"));
+        }
+        (cfg.upstream.target, cfg.upstream.base) = validate::upstream_url(&cfg, &raw.upstream.url)?;
+        cfg.admin = validate::admin(&cfg, &raw.admin.address)?;
+        validate::log_level(&cfg)?;
+        if let Some(id) = &cfg.identity {
+            validate::key_id(&cfg, &id.key_id)?;
+        }
+        if cfg.thumbprints.is_none() && cfg.tls.client_ca.is_none() {
+            return Err(cfg.error(
+                "thumbprints",
+                "no client authentication is configured, so any client would be admitted: \
+                 add a [thumbprints] section and/or set tls.client_ca",
+            ));
+        }
+        Ok(cfg)
+    }
+
+    /// A located error for `key` (a dotted path such as `tls.cert`).
+    pub(crate) fn error(&self, key: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: self.path.clone(),
+            key: key.to_owned(),
+            line: line_of_key(&self.text, key),
+            message: message.into(),
+        }
+    }
+
+    /// A path from the file, relative to the config's directory.
+    pub(crate) fn resolve_path(&self, p: &Path) -> PathBuf {
+        self.dir.join(p)
+    }
+}
+
+fn non_empty(p: PathBuf) -> Option<PathBuf> {
+    (!p.as_os_str().is_empty()).then_some(p)
+}
+
+fn line_at(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// Finds the line of `section.key` (or `section.key[n]`), or of the `[section]` header.
+fn line_of_key(text: &str, path: &str) -> Option<usize> {
+    let path = path.split('[').next().unwrap_or(path);
+    let (section, key) = path.split_once('.').unwrap_or((path, ""));
+    let mut in_section = false;
+    let mut header_line = None;
+    for (idx, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if t.starts_with('[') {
+            in_section = t.trim_start_matches('[').trim_end_matches(']').trim() == section;
+            if in_section {
+                header_line = Some(idx + 1);
+            }
+            continue;
+        }
+        if in_section && !key.is_empty() {
+            if let Some(rest) = t.strip_prefix(key) {
+                if rest.trim_start().starts_with('=') {
+                    return Some(idx + 1);
+                }
+            }
+        }
+    }
+    header_line
+}
+
+mod validate;
+
+#[cfg(test)]
+mod tests;

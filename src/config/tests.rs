@@ -1,0 +1,149 @@
+//! Config errors from literal TOML: each names the file, the key and the line.
+
+use std::path::Path;
+
+use super::*;
+
+const MINIMAL: &str = r#"
+[tls]
+cert = "server.pem"
+key = "server.key"
+
+[thumbprints]
+allow = ["d052677b39ea11445de153d0a88faf9a914af1cf26cfa2393fe57688e6d8d46f"]
+"#;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(Path::new("/etc/hookgate/proxy.toml"), text.to_owned())
+}
+
+fn err(text: &str) -> String {
+    parse(text)
+        .expect_err("config should be rejected")
+        .to_string()
+}
+
+#[test]
+fn accepts_a_minimal_config_with_spec_defaults() {
+    let c = parse(MINIMAL).expect("valid");
+    assert_eq!(c.listen.address.to_string(), "0.0.0.0:8443");
+    assert_eq!(c.listen.max_connections, 10_000);
+    assert_eq!(c.request.max_body, 16 << 20);
+    assert_eq!(c.request.methods, [http::Method::POST, http::Method::PUT]);
+    assert_eq!(
+        c.upstream.target,
+        UpstreamTarget::Tcp {
+            host: "127.0.0.1".into(),
+            port: 8080
+        }
+    );
+    assert_eq!(
+        c.admin.map(|a| a.to_string()).as_deref(),
+        Some("127.0.0.1:9901")
+    );
+    assert_eq!(c.dir, Path::new("/etc/hookgate"));
+}
+
+#[test]
+fn rejects_unknown_keys_naming_file_key_and_line() {
+    let e = err(&format!("{MINIMAL}\n[request]\nmax_bodyy = 10\n"));
+    assert!(e.starts_with("/etc/hookgate/proxy.toml:10"), "{e}");
+    assert!(e.contains("max_bodyy"), "{e}");
+}
+
+#[test]
+fn rejects_a_bad_duration_naming_the_key() {
+    let e = err(&format!("{MINIMAL}\n[listen]\nheader_timeout = \"soon\"\n"));
+    assert!(e.contains(":10"), "{e}");
+    assert!(e.contains("listen.header_timeout"), "{e}");
+    assert!(e.contains("not a duration"), "{e}");
+}
+
+#[test]
+fn rejects_an_invalid_thumbprint_entry() {
+    let e = err(&MINIMAL.replace("d052677b", "zz"));
+    assert!(e.contains("thumbprints.allow"), "{e}");
+    assert!(e.contains(":7"), "{e}");
+}
+
+#[test]
+fn rejects_a_config_that_would_admit_any_client() {
+    let text = "[tls]\ncert = \"a\"\nkey = \"b\"\n";
+    let e = err(text);
+    assert!(e.contains("any client would be admitted"), "{e}");
+}
+
+#[test]
+fn proxy_protocol_needs_trusted_proxies() {
+    let e = err(&format!("{MINIMAL}\n[listen]\nproxy_protocol = true\n"));
+    assert!(e.contains("listen.trusted_proxies"), "{e}");
+    let ok = parse(&format!(
+        "{MINIMAL}\n[listen]\nproxy_protocol = true\ntrusted_proxies = [\"10.0.0.0/8\"]\n"
+    ));
+    assert!(ok.is_ok());
+}
+
+#[test]
+fn upstream_url_forms() {
+    let with = |url: &str| parse(&format!("{MINIMAL}\n[upstream]\nurl = \"{url}\"\n"));
+    let c = with("http://app:9000/base/").expect("valid");
+    assert_eq!(c.upstream.base, "/base");
+    let c = with("unix:/run/app.sock").expect("valid");
+    assert_eq!(
+        c.upstream.target,
+        UpstreamTarget::Unix("/run/app.sock".into())
+    );
+    let c = with("http://[::1]:8080").expect("valid");
+    assert_eq!(
+        c.upstream.target,
+        UpstreamTarget::Tcp {
+            host: "::1".into(),
+            port: 8080
+        }
+    );
+    for bad in [
+        "https://app:443",
+        "ftp://x",
+        "unix:relative.sock",
+        "http://app/?q=1",
+    ] {
+        let e = with(bad).expect_err(bad).to_string();
+        assert!(e.contains("upstream.url"), "{e}");
+    }
+}
+
+#[test]
+fn secrets_accept_inline_env_and_file_forms() {
+    let c = parse(&format!(
+        "{MINIMAL}\n[required_header]\nvalues = [\"inline\", {{ env = \"X\" }}, {{ file = \"s.txt\" }}]\n"
+    ))
+    .expect("valid");
+    let h = c.required_header.expect("configured");
+    assert_eq!(h.name, "x-webhook-secret");
+    assert!(h.strip);
+    assert_eq!(h.values.len(), 3);
+    let e = err(&format!(
+        "{MINIMAL}\n[required_header]\nvalues = [{{ vault = \"x\" }}]\n"
+    ));
+    assert!(e.contains("required_header.values"), "{e}");
+}
+
+#[test]
+fn methods_must_be_upper_case_tokens() {
+    let e = err(&format!("{MINIMAL}\n[request]\nmethods = [\"post\"]\n"));
+    assert!(e.contains("request.methods") && e.contains(":10"), "{e}");
+}
+
+#[test]
+fn remote_list_urls_must_be_https() {
+    let e = err(&format!(
+        "{MINIMAL}\n[source_ips]\nurl = \"http://api.example.com/ips\"\n"
+    ));
+    assert!(e.contains("source_ips.url") && e.contains("https"), "{e}");
+}
+
+#[test]
+fn an_empty_list_section_is_an_error() {
+    let e = err(&format!("{MINIMAL}\n[source_ips]\n"));
+    assert!(e.contains("source_ips") && e.contains("no source"), "{e}");
+}

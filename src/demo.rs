@@ -1,0 +1,251 @@
+//! `hookgate demo`: the gate on `proxy.toml.example` with the demo certificates, plus an
+//! embedded echo upstream that prints every forwarded request and whether its signature and
+//! Content-Digest verify. Demo secrets fill any unset secret variable.
+
+use std::convert::Infallible;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+use crate::commands::{init_logging, start, LogOverrides};
+use crate::config::{Config, UpstreamTarget};
+use crate::signature::{ContentDigest, Covered, IdentitySigner};
+use crate::snapshot::{RemoteEntries, Snapshot};
+
+const DEMO_HEADER_SECRET: &str = "demo-waf-secret";
+const DEMO_PAYLOAD: &str = "demo-developer-payload";
+/// 32 bytes of base64, public: the demo's signing key.
+const DEMO_SIGNING_KEY: &str = "ZGVtby1zaWduaW5nLWtleS1kby1ub3QtdXNlLWluLXByb2Q=";
+
+pub(crate) fn run(config: Option<PathBuf>, log: &LogOverrides) -> ExitCode {
+    let path = config.unwrap_or_else(|| PathBuf::from("proxy.toml.example"));
+    for (var, value) in [
+        ("HOOKGATE_HEADER_SECRET", DEMO_HEADER_SECRET),
+        ("HOOKGATE_DEVELOPER_PAYLOAD", DEMO_PAYLOAD),
+        ("HOOKGATE_SIGNING_KEY", DEMO_SIGNING_KEY),
+    ] {
+        if std::env::var_os(var).is_none() {
+            // Single-threaded here: no runtime has started yet.
+            std::env::set_var(var, value);
+        }
+    }
+    let snapshot =
+        match Config::load(&path).and_then(|c| Snapshot::build(c, &RemoteEntries::default())) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: {e}");
+                if !path.exists() {
+                    eprintln!(
+                        "hint: run `hookgate demo` from the repository root, or pass --config FILE"
+                    );
+                }
+                return ExitCode::from(1);
+            }
+        };
+    let log = LogOverrides {
+        format: log.format.clone().or_else(|| Some("text".into())),
+        level: log.level.clone(),
+    };
+    if let Err(e) = init_logging(&snapshot.config, &log) {
+        eprintln!("error: {e}");
+        return ExitCode::from(1);
+    }
+    let UpstreamTarget::Tcp { host, port } = snapshot.config.upstream.target.clone() else {
+        eprintln!("error: the demo's echo upstream needs a TCP upstream.url (http://HOST:PORT)");
+        return ExitCode::from(1);
+    };
+    let key = std::env::var("HOOKGATE_SIGNING_KEY").unwrap_or_default();
+    let key_id = snapshot.config.identity.as_ref().map(|i| i.key_id.clone());
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async move {
+        let upstream = match TcpListener::bind((host.as_str(), port)).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!(
+                    "error: the echo upstream cannot listen on {host}:{port} (upstream.url): {e}"
+                );
+                return ExitCode::from(1);
+            }
+        };
+        let signer = key_id.and_then(|id| {
+            use base64::Engine;
+            let key = base64::engine::general_purpose::STANDARD
+                .decode(key.trim())
+                .ok()?;
+            IdentitySigner::new(&key, &id).ok()
+        });
+        tokio::spawn(echo_upstream(upstream, signer));
+        let curl = curl_line(&snapshot, &path);
+        match start(snapshot, path.clone()).await {
+            Ok(running) => {
+                println!(
+                    "\nhookgate demo: the gate listens on {}, the echo upstream on {host}:{port}.",
+                    running.address
+                );
+                println!("Send a webhook through it (from the repository root):\n\n{curl}\n");
+                println!("Ctrl-C stops the demo.\n");
+                running.wait().await;
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(1)
+            }
+        }
+    })
+}
+
+fn curl_line(snap: &Snapshot, config_path: &Path) -> String {
+    let dir = config_path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let certs = |f: &str| {
+        let p = dir.join("certs").join(f);
+        p.strip_prefix("./").unwrap_or(&p).display().to_string()
+    };
+    let port = snap.config.listen.address.port();
+    let mut line = format!(
+        "curl --cacert {} --cert {} --key {} \\\n  -H 'Content-Type: application/json'",
+        certs("demo-ca.pem"),
+        certs("demo-client.pem"),
+        certs("demo-client.key")
+    );
+    if let Some(h) = &snap.header {
+        let value = String::from_utf8_lossy(h.values[0].expose()).into_owned();
+        line.push_str(&format!(" -H '{}: {value}'", header_case(h.name.as_str())));
+    }
+    let payload = snap
+        .payload
+        .as_ref()
+        .map(|p| String::from_utf8_lossy(p.values[0].expose()).into_owned())
+        .unwrap_or_default();
+    line.push_str(&format!(
+        " \\\n  --data '{{\"status\":0,\"developerPayload\":\"{payload}\",\"scannedDocument\":{{\"scanId\":\"demo-1\",\"totalWords\":1234}},\"results\":{{\"score\":{{\"aggregatedScore\":12.5}}}}}}' \\\n  https://localhost:{port}/webhooks/copyleaks/completed"
+    ));
+    line
+}
+
+fn header_case(name: &str) -> String {
+    name.split('-')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .unwrap_or_default()
+        })
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+async fn echo_upstream(listener: TcpListener, signer: Option<IdentitySigner>) {
+    let signer = std::sync::Arc::new(signer);
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let signer = signer.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let signer = signer.clone();
+                async move { Ok::<_, Infallible>(echo(req, signer.as_ref().as_ref()).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+async fn echo(req: Request<Incoming>, signer: Option<&IdentitySigner>) -> Response<Full<Bytes>> {
+    let (parts, body) = req.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let mut out = format!(
+        "\n--- echo upstream received: {} {}\n",
+        parts.method, parts.uri
+    );
+    for (name, value) in &parts.headers {
+        let v = value.to_str().unwrap_or("<binary>");
+        let v = if v.len() > 72 {
+            format!("{}…({} chars)", &v[..72], v.len())
+        } else {
+            v.to_owned()
+        };
+        out.push_str(&format!("    {name}: {v}\n"));
+    }
+    let digest_ok = {
+        let mut d = ContentDigest::new();
+        d.update(&body);
+        parts.headers.get("content-digest") == Some(&d.finish())
+    };
+    let signature = match signer {
+        Some(s) => {
+            if verify(s, &parts) {
+                "verified"
+            } else {
+                "INVALID"
+            }
+        }
+        None => "not configured",
+    };
+    out.push_str(&format!(
+        "    body: {} bytes; Content-Digest: {}; signature: {signature}\n",
+        body.len(),
+        if digest_ok { "matches" } else { "MISMATCH" }
+    ));
+    println!("{out}");
+    Response::new(Full::new(Bytes::from_static(b"{\"received\":true}\n")))
+}
+
+/// Recomputes the signature from what arrived (same key, same `created`) and compares.
+fn verify(signer: &IdentitySigner, parts: &http::request::Parts) -> bool {
+    let h = |n: &str| {
+        parts
+            .headers
+            .get(n)
+            .map(|v| v.as_bytes())
+            .unwrap_or_default()
+    };
+    let input = String::from_utf8_lossy(h("signature-input")).into_owned();
+    let Some(created) = input
+        .split(";created=")
+        .nth(1)
+        .and_then(|rest| rest.split(';').next())
+        .and_then(|n| n.parse::<u64>().ok())
+    else {
+        return false;
+    };
+    let (want_input, want_sig) = signer.sign(
+        &Covered {
+            method: parts.method.as_str(),
+            path: parts.uri.path(),
+            query: parts.uri.query(),
+            content_digest: h("content-digest"),
+            client_cert: h("client-cert"),
+            client_cert_sha256: h("x-client-cert-sha256"),
+            forwarded_for: h("x-forwarded-for"),
+            request_id: h("x-request-id"),
+        },
+        created,
+    );
+    want_input.as_bytes() == h("signature-input") && want_sig.as_bytes() == h("signature")
+}

@@ -1,0 +1,286 @@
+//! The upstream side: a pooled HTTP/1.1 client over TCP or a Unix socket, the request URI
+//! rewrite (`/BASE` + path), and the mapping of failures to 502 / 504.
+
+use std::future::Future;
+use std::io;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, Uri};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::{Connected, Connection};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpStream, UnixStream};
+
+use crate::config::{self, HostMode, UpstreamTarget};
+
+/// Pooled connections idle longer than this are closed by us first, before common app servers
+/// (Node's 5 s keep-alive, for one) close them under a request in flight.
+const POOL_IDLE: Duration = Duration::from_secs(4);
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum UpstreamError {
+    #[error("upstream unavailable: {0}")]
+    Unavailable(String),
+    #[error("no response head from the upstream within {0:?}")]
+    Timeout(Duration),
+}
+
+/// The upstream application, as one pooled client.
+pub(crate) struct Upstream {
+    client: Client<Connector, Full<Bytes>>,
+    /// `http://host:port` (or a fixed name for a Unix socket): the pool key.
+    origin: String,
+    base: String,
+    /// `Some` when `host = "upstream"`.
+    host: Option<HeaderValue>,
+    timeout: Duration,
+}
+
+impl Upstream {
+    pub(crate) fn new(cfg: &config::Upstream) -> Self {
+        let (origin, authority) = match &cfg.target {
+            UpstreamTarget::Tcp { host, port } => {
+                let host = if host.contains(':') {
+                    format!("[{host}]")
+                } else {
+                    host.clone()
+                };
+                (format!("http://{host}:{port}"), format!("{host}:{port}"))
+            }
+            UpstreamTarget::Unix(_) => ("http://localhost".to_owned(), "localhost".to_owned()),
+        };
+        let connector = Connector {
+            target: Arc::new(cfg.target.clone()),
+            connect_timeout: cfg.connect_timeout,
+        };
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(POOL_IDLE)
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .set_host(false)
+            .build(connector);
+        Upstream {
+            client,
+            origin,
+            base: cfg.base.clone(),
+            host: (cfg.host == HostMode::Upstream).then(|| {
+                HeaderValue::try_from(authority).expect("host:port is a valid header value")
+            }),
+            timeout: cfg.timeout,
+        }
+    }
+
+    /// The URI to send: origin + `/BASE` + the client's path and query.
+    pub(crate) fn uri_for(&self, path_and_query: &str) -> Uri {
+        let mut s =
+            String::with_capacity(self.origin.len() + self.base.len() + path_and_query.len());
+        s.push_str(&self.origin);
+        s.push_str(&self.base);
+        s.push_str(path_and_query);
+        s.parse().unwrap_or_else(|_| Uri::from_static("/"))
+    }
+
+    /// The path the upstream will see (for the signature's `@path`).
+    pub(crate) fn forwarded_path(&self, path: &str) -> String {
+        let mut s = String::with_capacity(self.base.len() + path.len());
+        s.push_str(&self.base);
+        s.push_str(path);
+        s
+    }
+
+    pub(crate) fn host_override(&self) -> Option<&HeaderValue> {
+        self.host.as_ref()
+    }
+
+    pub(crate) async fn send(
+        &self,
+        req: Request<Full<Bytes>>,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        match tokio::time::timeout(self.timeout, self.client.request(req)).await {
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(e)) => Err(UpstreamError::Unavailable(error_chain(&e))),
+            Err(_) => Err(UpstreamError::Timeout(self.timeout)),
+        }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// Dials the configured target whatever the URI says (the URI only keys the pool).
+#[derive(Clone)]
+struct Connector {
+    target: Arc<UpstreamTarget>,
+    connect_timeout: Duration,
+}
+
+impl tower_service::Service<Uri> for Connector {
+    type Response = UpstreamIo;
+    type Error = io::Error;
+    type Future = Pin<Box<dyn Future<Output = io::Result<UpstreamIo>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Uri) -> Self::Future {
+        let target = self.target.clone();
+        let limit = self.connect_timeout;
+        Box::pin(async move {
+            let connect = async {
+                match &*target {
+                    UpstreamTarget::Tcp { host, port } => {
+                        let s = TcpStream::connect((host.as_str(), *port)).await?;
+                        s.set_nodelay(true)?;
+                        Ok(Stream::Tcp(s))
+                    }
+                    UpstreamTarget::Unix(path) => UnixStream::connect(path).await.map(Stream::Unix),
+                }
+            };
+            match tokio::time::timeout(limit, connect).await {
+                Ok(stream) => stream.map(|s| UpstreamIo(TokioIo::new(s))),
+                Err(_) => Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("connect timed out after {limit:?}"),
+                )),
+            }
+        })
+    }
+}
+
+enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+/// The connection type the pool holds.
+pub(crate) struct UpstreamIo(TokioIo<Stream>);
+
+impl Connection for UpstreamIo {
+    fn connected(&self) -> Connected {
+        Connected::new()
+    }
+}
+
+impl hyper::rt::Read for UpstreamIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
+    }
+}
+
+impl hyper::rt::Write for UpstreamIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write_vectored(cx, bufs)
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Stream::Unix(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Unix(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::Unix(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Stream::Tcp(s) => s.is_write_vectored(),
+            Stream::Unix(s) => s.is_write_vectored(),
+        }
+    }
+}
+
+/// For a `unix:` target in logs.
+#[allow(dead_code)]
+pub(crate) fn describe(target: &UpstreamTarget) -> String {
+    match target {
+        UpstreamTarget::Tcp { host, port } => format!("http://{host}:{port}"),
+        UpstreamTarget::Unix(p) => format!("unix:{}", PathBuf::from(p).display()),
+    }
+}

@@ -1,0 +1,58 @@
+//! The `hookgate` binary: parses the command line and hands over to the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use hookgate::commands::{self, LogOverrides};
+
+#[derive(Parser)]
+#[command(name = "hookgate", version, about = "A mutual-TLS gate for webhooks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Log format, overriding [log] format: json or text
+    #[arg(long, global = true, value_name = "json|text")]
+    log_format: Option<String>,
+    /// Log level, overriding [log] level: trace, debug, info, warn, error
+    #[arg(long, global = true, value_name = "LEVEL")]
+    log_level: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the proxy
+    Run {
+        #[arg(long, env = "HOOKGATE_CONFIG", value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Load and validate everything `run` would, print what is enforced
+    Check {
+        #[arg(long, env = "HOOKGATE_CONFIG", value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Print the SHA-1 and SHA-256 thumbprints of certificates (PEM bundles or DER files)
+    Thumbprint {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Run the gate on proxy.toml.example with the demo certificates and an echo upstream
+    Demo {
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let log = LogOverrides {
+        format: cli.log_format,
+        level: cli.log_level,
+    };
+    match cli.command {
+        Command::Run { config } => commands::run(&config, &log),
+        Command::Check { config } => commands::check(&config),
+        Command::Thumbprint { files } => commands::thumbprint(&files),
+        Command::Demo { config } => commands::demo(config, &log),
+    }
+}

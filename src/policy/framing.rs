@@ -1,0 +1,164 @@
+//! Ambiguous HTTP framing and path tricks, rejected with 400 before any other check: a request
+//! two parsers could read differently must never reach the upstream.
+
+use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::HeaderMap;
+
+use super::Denied;
+
+/// Content-Length with Transfer-Encoding, or Content-Length values that disagree.
+pub(crate) fn check_framing(headers: &HeaderMap) -> Result<(), Denied> {
+    let mut lengths = headers.get_all(CONTENT_LENGTH).iter();
+    if let Some(first) = lengths.next() {
+        if headers.contains_key(TRANSFER_ENCODING) {
+            return Err(Denied::BadRequest(
+                "Content-Length together with Transfer-Encoding",
+            ));
+        }
+        let first = parse_length(first.as_bytes())?;
+        for other in lengths {
+            if parse_length(other.as_bytes())? != first {
+                return Err(Denied::BadRequest("conflicting Content-Length values"));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn parse_length(v: &[u8]) -> Result<u64, Denied> {
+    // Only plain digits: no sign, no spaces, no lists ("5, 5") that parsers disagree on.
+    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
+        return Err(Denied::BadRequest("malformed Content-Length"));
+    }
+    Ok(v.iter().fold(0, |n, d| n * 10 + u64::from(d - b'0')))
+}
+
+/// A `.` or `..` segment, also percent-encoded (`%2e`), or hidden behind an encoded slash or
+/// backslash (`..%2f`, `..\`), which an upstream that decodes before normalising would follow.
+pub(crate) fn check_path(path: &str) -> Result<(), Denied> {
+    if !path.starts_with('/') {
+        return Err(Denied::BadRequest("request target is not an absolute path"));
+    }
+    let mut decoded = Vec::with_capacity(64);
+    for segment in path.split('/') {
+        decoded.clear();
+        percent_decode(segment.as_bytes(), &mut decoded)?;
+        for part in decoded.split(|&b| b == b'/' || b == b'\\') {
+            if part == b"." || part == b".." {
+                return Err(Denied::BadRequest("dot segment in path"));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn percent_decode(input: &[u8], out: &mut Vec<u8>) -> Result<(), Denied> {
+    let mut i = 0;
+    while i < input.len() {
+        let b = input[i];
+        if b == b'%' {
+            let hex = |c: u8| (c as char).to_digit(16);
+            let (Some(h), Some(l)) = (
+                input.get(i + 1).copied().and_then(hex),
+                input.get(i + 2).copied().and_then(hex),
+            ) else {
+                return Err(Denied::BadRequest("malformed percent-encoding in path"));
+            };
+            let byte = (h * 16 + l) as u8;
+            if byte == 0 {
+                return Err(Denied::BadRequest("NUL byte in path"));
+            }
+            out.push(byte);
+            i += 3;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                http::HeaderName::from_bytes(k.as_bytes()).expect("name"),
+                HeaderValue::from_str(v).expect("value"),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn rejects_content_length_with_transfer_encoding() {
+        let h = headers(&[("content-length", "5"), ("transfer-encoding", "chunked")]);
+        assert!(matches!(check_framing(&h), Err(Denied::BadRequest(_))));
+    }
+
+    #[test]
+    fn rejects_conflicting_and_malformed_content_lengths() {
+        for pairs in [
+            &[("content-length", "5"), ("content-length", "6")][..],
+            &[("content-length", "+5")],
+            &[("content-length", "5, 5")],
+            &[("content-length", "")],
+            &[("content-length", "99999999999999999999")],
+        ] {
+            assert!(check_framing(&headers(pairs)).is_err(), "{pairs:?}");
+        }
+    }
+
+    #[test]
+    fn accepts_repeated_identical_content_length_and_plain_requests() {
+        assert!(check_framing(&headers(&[
+            ("content-length", "5"),
+            ("content-length", "5")
+        ]))
+        .is_ok());
+        assert!(check_framing(&headers(&[("transfer-encoding", "chunked")])).is_ok());
+        assert!(check_framing(&headers(&[])).is_ok());
+    }
+
+    #[test]
+    fn rejects_dot_segments_plain_and_encoded() {
+        for bad in [
+            "/a/../b",
+            "/a/./b",
+            "/..",
+            "/.",
+            "/a/%2e%2e/b",
+            "/a/%2E./b",
+            "/a/.%2e",
+            "/%2e",
+            "/a/..%2fb",
+            "/a/..%2Fetc",
+            "/a/..%5cb",
+            "/a/..\\b",
+            "/a/%zz",
+            "/a/%2",
+            "/a%00b",
+        ] {
+            assert!(check_path(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn accepts_ordinary_paths_with_dots_inside_names() {
+        for good in [
+            "/",
+            "/webhooks/copyleaks",
+            "/a/.well-known/x",
+            "/a/b..c",
+            "/v1.2/hook",
+            "/a/%41",
+            "/a//b",
+        ] {
+            assert!(check_path(good).is_ok(), "{good}");
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! Everything built from one `Config`: the TLS acceptor, the allow lists, the request rules, the
+//! signer and the upstream client. A connection loads the current snapshot once, so it sees one
+//! config generation from accept to close; reload builds a whole new one or keeps the old.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use http::HeaderValue;
+use tokio_rustls::TlsAcceptor;
+
+use crate::allowlist::{self, LiveSet, Network, PinSet, SourceNetworks, Thumbprint};
+use crate::config::{Config, ConfigError, ListConfig};
+use crate::forward::Upstream;
+use crate::secret::{Secret, SecretSource};
+use crate::signature::IdentitySigner;
+use crate::tls::{self, TlsInputs};
+
+/// `[required_header]`, resolved.
+pub(crate) struct HeaderRule {
+    pub name: http::HeaderName,
+    pub values: Vec<Secret>,
+    pub strip: bool,
+}
+
+/// `[developer_payload]`, resolved.
+pub(crate) struct PayloadRule {
+    pub pointer: String,
+    pub values: Vec<Secret>,
+    pub path_prefixes: Vec<String>,
+}
+
+/// One allow list: the entries from the config (inline + files) and the merged set in force.
+/// A remote refresh re-merges with `static_entries`; it never replaces them.
+pub(crate) struct AllowList<T, S> {
+    pub static_entries: Vec<T>,
+    pub live: Arc<LiveSet<S>>,
+}
+
+impl<T: Copy, S: FromIterator<T>> AllowList<T, S> {
+    fn new(static_entries: Vec<T>, remote: &[T]) -> Self {
+        let set = static_entries.iter().chain(remote).copied().collect();
+        AllowList {
+            static_entries,
+            live: Arc::new(LiveSet::new(set)),
+        }
+    }
+
+    /// Swaps in static + `remote` atomically.
+    pub(crate) fn merge_remote(&self, remote: &[T]) {
+        self.live
+            .store(self.static_entries.iter().chain(remote).copied().collect());
+    }
+}
+
+impl FromIterator<Thumbprint> for PinSet {
+    fn from_iter<I: IntoIterator<Item = Thumbprint>>(iter: I) -> Self {
+        PinSet::new(iter)
+    }
+}
+
+impl FromIterator<Network> for SourceNetworks {
+    fn from_iter<I: IntoIterator<Item = Network>>(iter: I) -> Self {
+        SourceNetworks::new(iter)
+    }
+}
+
+/// The last good remote entries per list, carried across reloads.
+#[derive(Default, Clone)]
+pub(crate) struct RemoteEntries {
+    pub thumbprints: Arc<Vec<Thumbprint>>,
+    pub source_ips: Arc<Vec<Network>>,
+}
+
+pub(crate) struct Snapshot {
+    pub config: Config,
+    pub acceptor: TlsAcceptor,
+    pub cert_not_after: i64,
+    pub pins: Option<AllowList<Thumbprint, PinSet>>,
+    pub source_ips: Option<AllowList<Network, SourceNetworks>>,
+    pub header: Option<HeaderRule>,
+    pub payload: Option<PayloadRule>,
+    pub signer: Option<IdentitySigner>,
+    pub upstream: Upstream,
+    /// The `Allow` header of a 405.
+    pub allow: HeaderValue,
+    /// What `check` and start-up print as `warning:` lines.
+    pub warnings: Vec<String>,
+}
+
+impl Snapshot {
+    /// Reads every file and secret the config names and builds the whole snapshot, or fails
+    /// naming the key that is wrong.
+    pub(crate) fn build(config: Config, remote: &RemoteEntries) -> Result<Snapshot, ConfigError> {
+        let mut warnings = Vec::new();
+        let pins = config
+            .thumbprints
+            .as_ref()
+            .map(|l| {
+                load_list(&config, "thumbprints", l).map(|e| AllowList::new(e, &remote.thumbprints))
+            })
+            .transpose()?;
+        let source_ips = config
+            .source_ips
+            .as_ref()
+            .map(|l| {
+                load_list(&config, "source_ips", l).map(|e| AllowList::new(e, &remote.source_ips))
+            })
+            .transpose()?;
+        if source_ips.is_none() {
+            warnings
+                .push("no [source_ips] section: connections are accepted from any address".into());
+        }
+
+        let tls = &config.tls;
+        let cert = config.resolve_path(&tls.cert);
+        let key = config.resolve_path(&tls.key);
+        let client_ca = tls.client_ca.as_ref().map(|p| config.resolve_path(p));
+        let server_tls = tls::build_server_tls(TlsInputs {
+            cert: &cert,
+            key: &key,
+            client_ca: client_ca.as_deref(),
+            min_version: tls.min_version,
+            check_validity: tls.check_validity,
+            pins: pins.as_ref().map(|p| p.live.clone()),
+        })
+        .map_err(|e| {
+            let k = match &e {
+                tls::TlsError::Pem(tls::pem::PemError::NoKey { .. }) => "tls.key",
+                tls::TlsError::Pem(tls::pem::PemError::Read { path, .. })
+                | tls::TlsError::Pem(tls::pem::PemError::NoCertificates { path, .. })
+                | tls::TlsError::Invalid { path, .. }
+                    if Some(path) == client_ca.as_ref() =>
+                {
+                    "tls.client_ca"
+                }
+                tls::TlsError::Pem(tls::pem::PemError::Read { path, .. }) if *path == key => {
+                    "tls.key"
+                }
+                tls::TlsError::Invalid { path, .. } if *path == key => "tls.key",
+                _ => "tls.cert",
+            };
+            config.error(k, e.to_string())
+        })?;
+
+        let header = match &config.required_header {
+            Some(h) => Some(HeaderRule {
+                name: h.name.clone(),
+                values: resolve_all(&config, "required_header.values", &h.values, &mut warnings)?,
+                strip: h.strip,
+            }),
+            None => None,
+        };
+        let payload = match &config.developer_payload {
+            Some(p) => Some(PayloadRule {
+                pointer: p.pointer.clone(),
+                values: resolve_all(
+                    &config,
+                    "developer_payload.values",
+                    &p.values,
+                    &mut warnings,
+                )?,
+                path_prefixes: p.path_prefixes.clone(),
+            }),
+            None => None,
+        };
+        let signer = match &config.identity {
+            Some(id) => {
+                let secret = resolve_one(&config, "identity.key", &id.key, &mut warnings)?;
+                let key = base64::engine::general_purpose::STANDARD
+                    .decode(secret.expose().trim_ascii())
+                    .map_err(|_| {
+                        config.error(
+                            "identity.key",
+                            "is not valid base64; generate one with `openssl rand -base64 32`",
+                        )
+                    })?;
+                Some(
+                    IdentitySigner::new(&key, &id.key_id)
+                        .map_err(|e| config.error("identity.key", e.to_string()))?,
+                )
+            }
+            None => None,
+        };
+        let allow = config
+            .request
+            .methods
+            .iter()
+            .map(|m| m.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let upstream = Upstream::new(&config.upstream);
+        Ok(Snapshot {
+            acceptor: TlsAcceptor::from(server_tls.config),
+            cert_not_after: server_tls.cert_not_after,
+            pins,
+            source_ips,
+            header,
+            payload,
+            signer,
+            upstream,
+            allow: HeaderValue::try_from(allow).expect("method tokens are valid header text"),
+            warnings,
+            config,
+        })
+    }
+}
+
+fn load_list<T>(config: &Config, section: &str, list: &ListConfig<T>) -> Result<Vec<T>, ConfigError>
+where
+    T: Copy + std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    let mut entries = list.allow.clone();
+    for (i, file) in list.files.iter().enumerate() {
+        let path = config.resolve_path(file);
+        let more: Vec<T> = allowlist::load_list_file(&path)
+            .map_err(|e| config.error(&format!("{section}.files[{i}]"), e.to_string()))?;
+        entries.extend(more);
+    }
+    Ok(entries)
+}
+
+fn resolve_one(
+    config: &Config,
+    key: &str,
+    source: &SecretSource,
+    warnings: &mut Vec<String>,
+) -> Result<Secret, ConfigError> {
+    if source.is_inline() {
+        warnings.push(format!(
+            "{key} is written inline in the config file; prefer {{ env = \"NAME\" }} or {{ file = \"PATH\" }}"
+        ));
+    }
+    source
+        .resolve(&config.dir)
+        .map_err(|e| config.error(key, e.to_string()))
+}
+
+fn resolve_all(
+    config: &Config,
+    key: &str,
+    sources: &[SecretSource],
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Secret>, ConfigError> {
+    sources
+        .iter()
+        .enumerate()
+        .map(|(i, s)| resolve_one(config, &format!("{key}[{i}]"), s, warnings))
+        .collect()
+}

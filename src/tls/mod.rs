@@ -1,0 +1,144 @@
+//! TLS termination: the rustls server config built from `[tls]`, and what a failed handshake
+//! means for the metrics.
+
+pub(crate) mod describe;
+pub(crate) mod pem;
+mod verifier;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rustls::server::{NoServerSessionStorage, WebPkiClientVerifier};
+use rustls::{CertificateError, RootCertStore, ServerConfig};
+use rustls_pki_types::CertificateDer;
+
+use crate::allowlist::{LiveSet, PinSet};
+use crate::config::TlsVersion;
+use crate::metrics::HandshakeResult;
+pub(crate) use verifier::ClientVerifier;
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum TlsError {
+    #[error(transparent)]
+    Pem(#[from] pem::PemError),
+    #[error("{}: {detail}", path.display())]
+    Invalid { path: PathBuf, detail: String },
+}
+
+/// What `[tls]` needs resolved from disk.
+pub(crate) struct TlsInputs<'a> {
+    pub cert: &'a std::path::Path,
+    pub key: &'a std::path::Path,
+    pub client_ca: Option<&'a std::path::Path>,
+    pub min_version: TlsVersion,
+    pub check_validity: bool,
+    pub pins: Option<Arc<LiveSet<PinSet>>>,
+}
+
+/// The server config plus facts about the served certificate.
+pub(crate) struct ServerTls {
+    pub config: Arc<ServerConfig>,
+    /// notAfter of the served leaf, for the expiry gauge.
+    pub cert_not_after: i64,
+}
+
+pub(crate) fn build_server_tls(inputs: TlsInputs<'_>) -> Result<ServerTls, TlsError> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let chain = pem::load_certs(inputs.cert)?;
+    let key = pem::load_key(inputs.key)?;
+    let cert_not_after = not_after(&chain[0]).map_err(|detail| TlsError::Invalid {
+        path: inputs.cert.to_owned(),
+        detail,
+    })?;
+
+    let ca_verifier = match inputs.client_ca {
+        Some(path) => {
+            let mut roots = RootCertStore::empty();
+            for cert in pem::load_certs(path)? {
+                roots.add(cert).map_err(|e| TlsError::Invalid {
+                    path: path.to_owned(),
+                    detail: format!("not a usable CA certificate: {e}"),
+                })?;
+            }
+            let v = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .build()
+                .map_err(|e| TlsError::Invalid {
+                    path: path.to_owned(),
+                    detail: e.to_string(),
+                })?;
+            Some(v)
+        }
+        None => None,
+    };
+    let verifier = ClientVerifier::new(
+        inputs.pins,
+        ca_verifier,
+        inputs.check_validity,
+        provider.signature_verification_algorithms,
+    );
+    let versions: &[&rustls::SupportedProtocolVersion] = match inputs.min_version {
+        TlsVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
+        TlsVersion::Tls13 => &[&rustls::version::TLS13],
+    };
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
+        .map_err(|e| TlsError::Invalid {
+            path: inputs.cert.to_owned(),
+            detail: e.to_string(),
+        })?
+        .with_client_cert_verifier(Arc::new(verifier))
+        .with_single_cert(chain, key)
+        .map_err(|e| TlsError::Invalid {
+            path: inputs.key.to_owned(),
+            detail: format!(
+                "the key does not fit the certificate {}: {e}",
+                inputs.cert.display()
+            ),
+        })?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // Webhook senders open a fresh connection per delivery and never resume: issuing tickets
+    // or caching sessions would be pure cost (and resumption would skip client authentication).
+    config.send_tls13_tickets = 0;
+    config.session_storage = Arc::new(NoServerSessionStorage {});
+    Ok(ServerTls {
+        config: Arc::new(config),
+        cert_not_after,
+    })
+}
+
+fn not_after(der: &CertificateDer<'_>) -> Result<i64, String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der)
+        .map_err(|e| format!("cannot parse the leaf certificate: {e}"))?;
+    Ok(cert.validity().not_after.timestamp())
+}
+
+/// Maps a failed handshake to its metric label.
+pub(crate) fn classify_handshake_error(err: &std::io::Error) -> HandshakeResult {
+    let Some(tls) = err
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    else {
+        return HandshakeResult::Error;
+    };
+    match tls {
+        rustls::Error::NoCertificatesPresented => HandshakeResult::NoClientCert,
+        rustls::Error::InvalidCertificate(cert) => match cert {
+            CertificateError::ApplicationVerificationFailure => HandshakeResult::ThumbprintDenied,
+            CertificateError::Expired
+            | CertificateError::ExpiredContext { .. }
+            | CertificateError::NotValidYet
+            | CertificateError::NotValidYetContext { .. } => HandshakeResult::CertExpired,
+            CertificateError::UnknownIssuer
+            | CertificateError::NotValidForName
+            | CertificateError::NotValidForNameContext { .. }
+            | CertificateError::InvalidPurpose
+            | CertificateError::InvalidPurposeContext { .. }
+            | CertificateError::Revoked
+            | CertificateError::UnhandledCriticalExtension
+            | CertificateError::BadEncoding => HandshakeResult::ChainInvalid,
+            // BadSignature: no proof of the private key (or a forged chain signature).
+            _ => HandshakeResult::Error,
+        },
+        _ => HandshakeResult::Error,
+    }
+}

@@ -1,0 +1,116 @@
+//! The client-certificate verifier: pins (SHA-1/SHA-256 of the leaf), an optional CA chain,
+//! and the validity period, all decided inside the handshake so a refused client never gets HTTP.
+
+use std::sync::Arc;
+
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::crypto::WebPkiSupportedAlgorithms;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, Error, SignatureScheme};
+use rustls_pki_types::{CertificateDer, UnixTime};
+
+use crate::allowlist::thumbprint::sha256;
+use crate::allowlist::{LiveSet, PinSet};
+
+/// Both configured checks must pass; proof of the private key is always verified.
+#[derive(Debug)]
+pub(crate) struct ClientVerifier {
+    pins: Option<Arc<LiveSet<PinSet>>>,
+    chain: Option<Arc<dyn ClientCertVerifier>>,
+    check_validity: bool,
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ClientVerifier {
+    pub(crate) fn new(
+        pins: Option<Arc<LiveSet<PinSet>>>,
+        chain: Option<Arc<dyn ClientCertVerifier>>,
+        check_validity: bool,
+        algorithms: WebPkiSupportedAlgorithms,
+    ) -> Self {
+        ClientVerifier {
+            pins,
+            chain,
+            check_validity,
+            algorithms,
+        }
+    }
+}
+
+impl ClientCertVerifier for ClientVerifier {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        true
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        // Pinned self-signed senders have no CA to hint; an empty list makes clients send any cert.
+        self.chain
+            .as_ref()
+            .map_or(&[], |chain| chain.root_hint_subjects())
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, Error> {
+        if let Some(pins) = &self.pins {
+            if !pins.load().is_pinned(&sha256(end_entity), end_entity) {
+                return Err(Error::InvalidCertificate(
+                    CertificateError::ApplicationVerificationFailure,
+                ));
+            }
+        }
+        match &self.chain {
+            // webpki path validation checks the validity period of every certificate itself.
+            Some(chain) => {
+                chain.verify_client_cert(end_entity, intermediates, now)?;
+            }
+            None if self.check_validity => check_validity(end_entity, now)?,
+            None => {}
+        }
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+/// notBefore <= now <= notAfter for a certificate that is not chain-validated (a pinned one).
+fn check_validity(der: &[u8], now: UnixTime) -> Result<(), Error> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der)
+        .map_err(|_| Error::InvalidCertificate(CertificateError::BadEncoding))?;
+    let now = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+    let validity = cert.validity();
+    if now < validity.not_before.timestamp() {
+        return Err(Error::InvalidCertificate(CertificateError::NotValidYet));
+    }
+    if now > validity.not_after.timestamp() {
+        return Err(Error::InvalidCertificate(CertificateError::Expired));
+    }
+    Ok(())
+}
