@@ -96,7 +96,6 @@ pub(crate) fn init_logging(config: &Config, log: &LogOverrides) -> Result<(), St
 
 /// A started gate: its listeners are bound and its tasks spawned.
 pub(crate) struct Running {
-    pub gate: Arc<Gate>,
     pub address: std::net::SocketAddr,
     server: tokio::task::JoinHandle<()>,
 }
@@ -129,7 +128,9 @@ pub(crate) async fn start(snapshot: Snapshot, config_path: PathBuf) -> Result<Ru
         snapshot: ArcSwap::from_pointee(snapshot),
         draining: AtomicBool::new(false),
         remote: Mutex::new(RemoteEntries::default()),
+        remote_tasks: Mutex::new(Default::default()),
     });
+    crate::refresh::sync(&gate);
     reload::publish_gauges(&gate);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     if let Some(l) = admin_listener {
@@ -146,12 +147,8 @@ pub(crate) async fn start(snapshot: Snapshot, config_path: PathBuf) -> Result<Ru
             "listening"
         );
     }
-    let server = tokio::spawn(server::serve(listener, gate.clone(), shutdown_rx));
-    Ok(Running {
-        gate,
-        address,
-        server,
-    })
+    let server = tokio::spawn(server::serve(listener, gate, shutdown_rx));
+    Ok(Running { address, server })
 }
 
 fn spawn_signal_handler(gate: Arc<Gate>, shutdown: watch::Sender<bool>) {

@@ -27,6 +27,7 @@ pub(crate) mod logging;
 pub(crate) mod metrics;
 pub(crate) mod policy;
 pub(crate) mod proxy_protocol;
+pub(crate) mod refresh;
 pub(crate) mod reload;
 pub(crate) mod secret;
 pub(crate) mod server;
@@ -50,6 +51,8 @@ pub(crate) struct Gate {
     pub draining: AtomicBool,
     /// The last good remote allow-list entries, kept across reloads.
     pub remote: Mutex<RemoteEntries>,
+    /// The refresh tasks of the remote allow lists.
+    pub remote_tasks: Mutex<refresh::RemoteTasks>,
 }
 
 /// The crate version, as `hookgate --version` and `hookgate_build_info` report it.

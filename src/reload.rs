@@ -44,7 +44,7 @@ pub(crate) fn spawn(gate: Arc<Gate>, config_path: PathBuf, mut shutdown: watch::
 }
 
 /// Loads, builds and swaps; the old snapshot keeps serving if anything fails.
-pub(crate) fn reload(gate: &Gate, config_path: &Path, trigger: &str) -> bool {
+pub(crate) fn reload(gate: &Arc<Gate>, config_path: &Path, trigger: &str) -> bool {
     let remote = gate.remote.lock().map(|r| r.clone()).unwrap_or_default();
     let built = Config::load(config_path).and_then(|c| Snapshot::build(c, &remote));
     match built {
@@ -69,6 +69,7 @@ pub(crate) fn reload(gate: &Gate, config_path: &Path, trigger: &str) -> bool {
                     l.merge_remote(&remote.source_ips);
                 }
             }
+            crate::refresh::sync(gate);
             publish_gauges(gate);
             gate.metrics.config_reload(true);
             tracing::info!(trigger, "config reloaded");

@@ -244,6 +244,7 @@ impl ContentDigest {
 }
 
 /// `Content-Digest` of a whole body: `sha-256=:BASE64:` (RFC 9530), also for an empty body.
+#[cfg(test)]
 pub(crate) fn content_digest(body: &[u8]) -> HeaderValue {
     digest_header(digest::digest(&digest::SHA256, body))
 }

@@ -8,6 +8,8 @@ use base64::Engine;
 use http::HeaderValue;
 use tokio_rustls::TlsAcceptor;
 
+use crate::allowlist::remote::{RemoteSource, RemoteSpec, DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT};
+use crate::allowlist::thumbprint::{hex, sha256};
 use crate::allowlist::{self, LiveSet, Network, PinSet, SourceNetworks, Thumbprint};
 use crate::config::{Config, ConfigError, ListConfig};
 use crate::forward::Upstream;
@@ -71,8 +73,20 @@ pub(crate) struct RemoteEntries {
     pub source_ips: Arc<Vec<Network>>,
 }
 
+/// A validated remote source, ready to be started by `refresh::sync`.
+pub(crate) struct RemotePlan {
+    /// Identifies the source's settings (URL, CA, header values, refresh, cache): a reload
+    /// restarts the refresh task only when this changes.
+    pub key: String,
+    pub source: std::sync::Mutex<Option<RemoteSource>>,
+    pub refresh: std::time::Duration,
+    pub cache: Option<std::path::PathBuf>,
+}
+
 pub(crate) struct Snapshot {
     pub config: Config,
+    pub remote_pins: Option<RemotePlan>,
+    pub remote_ips: Option<RemotePlan>,
     pub acceptor: TlsAcceptor,
     pub cert_not_after: i64,
     pub pins: Option<AllowList<Thumbprint, PinSet>>,
@@ -181,6 +195,14 @@ impl Snapshot {
             }
             None => None,
         };
+        let remote_pins = match &config.thumbprints {
+            Some(l) => plan_remote(&config, "thumbprints", l)?,
+            None => None,
+        };
+        let remote_ips = match &config.source_ips {
+            Some(l) => plan_remote(&config, "source_ips", l)?,
+            None => None,
+        };
         let allow = config
             .request
             .methods
@@ -190,6 +212,8 @@ impl Snapshot {
             .join(", ");
         let upstream = Upstream::new(&config.upstream);
         Ok(Snapshot {
+            remote_pins,
+            remote_ips,
             acceptor: TlsAcceptor::from(server_tls.config),
             cert_not_after: server_tls.cert_not_after,
             pins,
@@ -247,4 +271,64 @@ fn resolve_all(
         .enumerate()
         .map(|(i, s)| resolve_one(config, &format!("{key}[{i}]"), s, warnings))
         .collect()
+}
+
+/// Reads `url_ca`, resolves the `url_headers` secrets and builds the source (which checks the
+/// URL and the CA bundle) so that `check` catches every mistake before `run`.
+fn plan_remote<T>(
+    config: &Config,
+    section: &str,
+    list: &ListConfig<T>,
+) -> Result<Option<RemotePlan>, ConfigError> {
+    let Some(remote) = &list.remote else {
+        return Ok(None);
+    };
+    let mut key = format!("{}|{:?}|{:?}|", remote.url, remote.refresh, remote.cache);
+    let ca_pem = match &remote.url_ca {
+        Some(p) => {
+            let path = config.resolve_path(p);
+            let pem = std::fs::read(&path).map_err(|e| {
+                config.error(
+                    &format!("{section}.url_ca"),
+                    format!("cannot read {}: {e}", path.display()),
+                )
+            })?;
+            key.push_str(&hex(&sha256(&pem)));
+            Some(pem)
+        }
+        None => None,
+    };
+    let mut headers = Vec::new();
+    for (name, source) in &remote.headers {
+        let k = format!("{section}.url_headers.{name}");
+        let secret = source
+            .resolve(&config.dir)
+            .map_err(|e| config.error(&k, e.to_string()))?;
+        let mut value = http::HeaderValue::from_bytes(secret.expose())
+            .map_err(|_| config.error(&k, "the value is not valid in an HTTP header"))?;
+        value.set_sensitive(true);
+        key.push_str(&format!("|{name}={}", hex(&sha256(secret.expose()))));
+        headers.push((name.clone(), value));
+    }
+    let spec = RemoteSpec {
+        url: remote.url.clone(),
+        ca_pem,
+        headers,
+        timeout: DEFAULT_TIMEOUT,
+        max_bytes: DEFAULT_MAX_BYTES,
+    };
+    let source = RemoteSource::new(spec).map_err(|e| {
+        let k = if remote.url_ca.is_some() && e.to_string().contains("CA") {
+            "url_ca"
+        } else {
+            "url"
+        };
+        config.error(&format!("{section}.{k}"), e.to_string())
+    })?;
+    Ok(Some(RemotePlan {
+        key: hex(&sha256(key.as_bytes())),
+        source: std::sync::Mutex::new(Some(source)),
+        refresh: remote.refresh,
+        cache: remote.cache.as_ref().map(|p| config.resolve_path(p)),
+    }))
 }

@@ -2,6 +2,7 @@
 //! a remote URL. The hot path reads the merged set through an `ArcSwap`, never a lock.
 
 pub(crate) mod networks;
+pub(crate) mod remote;
 pub(crate) mod thumbprint;
 
 use std::path::{Path, PathBuf};

@@ -54,6 +54,7 @@ pub(crate) struct RemoteSpec {
 
 impl RemoteSpec {
     /// A spec with the system roots, no extra headers and the default limits.
+    #[cfg(test)]
     pub(crate) fn new(url: Uri) -> Self {
         RemoteSpec {
             url,

@@ -39,6 +39,7 @@ pub(crate) enum RefreshResult {
 
 impl RefreshResult {
     /// The metric label value.
+    #[cfg(test)]
     pub(crate) fn label(self) -> &'static str {
         match self {
             RefreshResult::Success => "success",

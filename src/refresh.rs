@@ -1,0 +1,167 @@
+//! Keeps the remote allow lists fresh: one refresh task per configured `url`, started at
+//! start-up and restarted by a reload only when that source's settings change. A refresh
+//! swaps static + fetched entries into the snapshot in force; nothing here ever empties a list.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use tokio::sync::watch;
+use tracing::Instrument;
+
+use crate::allowlist::remote::{
+    load_cache, parse_entries, run_refresh, RefreshHooks, RefreshResult,
+};
+use crate::allowlist::{Network, Thumbprint};
+use crate::metrics::ListKind;
+use crate::snapshot::{RemoteEntries, RemotePlan};
+use crate::Gate;
+
+/// The running refresh tasks: (settings key, stop signal) per list.
+#[derive(Default)]
+pub(crate) struct RemoteTasks {
+    thumbprints: Option<(String, watch::Sender<bool>)>,
+    source_ips: Option<(String, watch::Sender<bool>)>,
+}
+
+/// Starts, restarts or stops the refresh tasks to match the snapshot in force.
+pub(crate) fn sync(gate: &Arc<Gate>) {
+    let snap = gate.snapshot.load_full();
+    let Ok(mut tasks) = gate.remote_tasks.lock() else {
+        return;
+    };
+    sync_one::<Thumbprint>(
+        gate,
+        snap.remote_pins.as_ref(),
+        ListKind::Thumbprints,
+        &mut tasks.thumbprints,
+    );
+    sync_one::<Network>(
+        gate,
+        snap.remote_ips.as_ref(),
+        ListKind::SourceIps,
+        &mut tasks.source_ips,
+    );
+}
+
+fn sync_one<T: Entry>(
+    gate: &Arc<Gate>,
+    plan: Option<&RemotePlan>,
+    kind: ListKind,
+    running: &mut Option<(String, watch::Sender<bool>)>,
+) {
+    match (plan, running.as_ref()) {
+        (None, None) => {}
+        (Some(plan), Some((key, _))) if *key == plan.key => {}
+        (None, Some(_)) => {
+            // The url was removed: its entries no longer belong to the list.
+            *running = None;
+            T::apply(gate, Vec::new());
+        }
+        (Some(plan), _) => {
+            let Some(source) = plan.source.lock().ok().and_then(|mut s| s.take()) else {
+                return;
+            };
+            // Until the first fetch answers (up to its timeout) the last cached list serves,
+            // so a restart during the sender's outage keeps admitting it.
+            if let Some(path) = &plan.cache {
+                match load_cache(path) {
+                    Ok(Some(body)) => {
+                        let parsed = parse_entries(&body, T::parse);
+                        if !parsed.entries.is_empty() {
+                            tracing::info!(list = kind.label(), entries = parsed.entries.len(), cache = %path.display(), "allow list loaded from cache");
+                            T::apply(gate, parsed.entries);
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::warn!(list = kind.label(), cache = %path.display(), detail = %e, "cannot read the allow list cache")
+                    }
+                }
+            }
+            let (stop_tx, stop_rx) = watch::channel(false);
+            let hooks = Hooks {
+                gate: gate.clone(),
+                kind,
+            };
+            let task = run_refresh(
+                source,
+                plan.cache.clone(),
+                plan.refresh,
+                T::parse,
+                hooks,
+                stop_rx,
+            )
+            .instrument(tracing::info_span!("allowlist", list = kind.label()));
+            tokio::spawn(task);
+            // Replacing the old sender drops it, which stops the old task.
+            *running = Some((plan.key.clone(), stop_tx));
+        }
+    }
+}
+
+/// An allow-list entry type that a remote source can feed.
+trait Entry: Sized + Eq + std::hash::Hash + Clone + Send + 'static {
+    fn parse(s: &str) -> Option<Self>;
+    /// Stores `entries` as this list's remote part and re-merges the list in force.
+    fn apply(gate: &Gate, entries: Vec<Self>);
+}
+
+impl Entry for Thumbprint {
+    fn parse(s: &str) -> Option<Self> {
+        s.parse().ok()
+    }
+
+    fn apply(gate: &Gate, entries: Vec<Self>) {
+        with_remote(gate, |remote| {
+            remote.thumbprints = Arc::new(entries);
+            if let Some(l) = &gate.snapshot.load().pins {
+                l.merge_remote(&remote.thumbprints);
+            }
+        });
+    }
+}
+
+impl Entry for Network {
+    fn parse(s: &str) -> Option<Self> {
+        s.parse().ok()
+    }
+
+    fn apply(gate: &Gate, entries: Vec<Self>) {
+        with_remote(gate, |remote| {
+            remote.source_ips = Arc::new(entries);
+            if let Some(l) = &gate.snapshot.load().source_ips {
+                l.merge_remote(&remote.source_ips);
+            }
+        });
+    }
+}
+
+/// Under the lock, so a concurrent reload re-merges the latest entries (see `reload`).
+fn with_remote(gate: &Gate, f: impl FnOnce(&mut RemoteEntries)) {
+    if let Ok(mut remote) = gate.remote.lock() {
+        f(&mut remote);
+    }
+    crate::reload::publish_gauges(gate);
+}
+
+struct Hooks {
+    gate: Arc<Gate>,
+    kind: ListKind,
+}
+
+impl<T: Entry> RefreshHooks<T> for Hooks {
+    fn apply(&mut self, entries: Vec<T>) {
+        T::apply(&self.gate, entries);
+    }
+
+    fn report(&mut self, result: RefreshResult) {
+        let ok = result == RefreshResult::Success;
+        self.gate.metrics.allowlist_refresh(self.kind, ok);
+        if ok {
+            let now = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
+            self.gate.metrics.set_allowlist_last_success(self.kind, now);
+        }
+    }
+}
