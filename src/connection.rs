@@ -13,7 +13,7 @@ use tokio::sync::watch;
 
 use crate::identity::ClientIdentity;
 use crate::metrics::{ConnectionResult, HandshakeResult, Reason};
-use crate::proxy_protocol::{self, ProxiedSource};
+use crate::proxy_protocol;
 use crate::snapshot::Snapshot;
 use crate::tls::classify_handshake_error;
 use crate::Gate;
@@ -214,8 +214,7 @@ async fn read_proxy(
     )
     .await
     {
-        Ok(Ok(ProxiedSource::Address(addr))) => Ok(addr.ip()),
-        Ok(Ok(ProxiedSource::Local)) => Ok(peer.ip()),
+        Ok(Ok(source)) => Ok(source.client_addr(peer).ip()),
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err("no PROXY header within handshake_timeout".into()),
     }
