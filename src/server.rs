@@ -18,11 +18,16 @@ pub(crate) async fn serve(
     gate: Arc<Gate>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let max = gate.snapshot.load().config.listen.max_connections;
+    let mut max = gate.snapshot.load().config.listen.max_connections;
     let permits = Arc::new(Semaphore::new(max));
     // Every connection task holds a clone of `drain_tx`; `recv` returns None once all are gone.
     let (drain_tx, mut drain_rx) = mpsc::channel::<()>(1);
     loop {
+        max = resize(
+            &permits,
+            max,
+            gate.snapshot.load().config.listen.max_connections,
+        );
         let permit = tokio::select! {
             p = permits.clone().acquire_owned() => p.expect("the semaphore is never closed"),
             _ = shutdown.changed() => break,
@@ -63,5 +68,17 @@ pub(crate) async fn serve(
             grace_s = grace.as_secs_f64(),
             "shutdown grace elapsed with connections still open; closing them"
         );
+    }
+}
+
+/// Follows a reloaded `max_connections`: grows at once; shrinks as permits come free.
+fn resize(permits: &Semaphore, current: usize, wanted: usize) -> usize {
+    if wanted > current {
+        permits.add_permits(wanted - current);
+        wanted
+    } else if wanted < current {
+        current - permits.forget_permits(current - wanted)
+    } else {
+        current
     }
 }
