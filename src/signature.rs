@@ -1,7 +1,7 @@
 //! Signs what hookgate forwards (SPEC §4): the RFC 9421 HMAC-SHA256 `Signature-Input` /
 //! `Signature` pair over the request line and the identity headers, and the RFC 9530
 //! `Content-Digest` of the forwarded body. `identity` sets the covered headers first, then signs;
-//! upstreams verify with `examples/verify.py` or `examples/verify.js` (docs/verifying.md).
+//! upstreams verify with `examples/verify.py` or `examples/verify.js` (README "Verifying requests in your app").
 
 use aws_lc_rs::{digest, hmac};
 use base64::{engine::general_purpose::STANDARD, Engine as _};
