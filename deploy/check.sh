@@ -38,9 +38,10 @@ if ! python3 -c "import kubernetes_validate.version as v, sys; sys.exit(v.__vers
     python3 -m pip install -q --disable-pip-version-check "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
 fi
 rendered=()
-if command -v kubectl >/dev/null 2>&1; then
-    kubectl kustomize deploy/kubernetes >"$tmp/base.yaml"
-    kubectl kustomize deploy/kubernetes/aws-nlb-proxy-protocol >"$tmp/aws-nlb.yaml"
+KUBECTL=${KUBECTL:-kubectl}
+if command -v "$KUBECTL" >/dev/null 2>&1; then
+    "$KUBECTL" kustomize deploy/kubernetes >"$tmp/base.yaml"
+    "$KUBECTL" kustomize deploy/kubernetes/aws-nlb-proxy-protocol >"$tmp/aws-nlb.yaml"
     rendered=(--rendered "base=$tmp/base.yaml" --rendered "aws-nlb-proxy-protocol=$tmp/aws-nlb.yaml")
     ok "kubectl kustomize renders deploy/kubernetes and deploy/kubernetes/aws-nlb-proxy-protocol"
 else
@@ -50,7 +51,7 @@ else
         cat "deploy/kubernetes/base/$f"
         echo "---"
     done >"$tmp/base.yaml"
-    rendered=(--rendered "base=$tmp/base.yaml")
+    rendered=(--rendered "base-without-kustomize=$tmp/base.yaml")
 fi
 k8s_args=()
 for v in "${K8S_VERSIONS[@]}"; do k8s_args+=(--k8s-version "$v"); done
