@@ -1,0 +1,8 @@
+//! hookgate's integration tests: one binary (`cargo test --test it`) that runs the real
+//! `hookgate` executable against real sockets. Shared helpers live in `support`; each other
+//! module covers one issue's contract.
+
+mod support;
+
+mod gate;
+mod identity;
