@@ -307,6 +307,19 @@ pub struct RawReply {
     pub closed: bool,
 }
 
+impl RawReply {
+    /// The parsed response; panics showing the raw bytes if none arrived.
+    pub fn expect_response(&self) -> &Reply {
+        self.response.as_ref().unwrap_or_else(|| {
+            panic!(
+                "no complete response (closed: {}): {:?}",
+                self.closed,
+                String::from_utf8_lossy(&self.bytes)
+            )
+        })
+    }
+}
+
 /// Reads one HTTP/1.1 response (Content-Length bodies only) or until EOF / `wait`.
 pub async fn read_raw<S: tokio::io::AsyncRead + Unpin>(s: &mut S, wait: Duration) -> RawReply {
     let mut bytes = Vec::new();
