@@ -11,15 +11,19 @@ use tokio::net::TcpStream;
 pub async fn get(admin: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
     let exchange = async {
         let mut s = TcpStream::connect(admin).await?;
-        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n").as_bytes())
-            .await?;
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await?;
         let mut buf = Vec::new();
         s.read_to_end(&mut buf).await?;
         Ok::<_, std::io::Error>(buf)
     };
     let buf = tokio::time::timeout(Duration::from_secs(5), exchange)
         .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "admin request timed out"))??;
+        .map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::TimedOut, "admin request timed out")
+        })??;
     let text = String::from_utf8_lossy(&buf).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let status = head
@@ -38,23 +42,26 @@ impl Metrics {
     pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         let mut want: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
         want.sort();
-        self.0.lines().filter(|l| !l.starts_with('#')).find_map(|line| {
-            let (series, value) = line.rsplit_once(' ')?;
-            let (n, got) = match series.split_once('{') {
-                Some((n, rest)) => (n, rest.strip_suffix('}')?),
-                None => (series, ""),
-            };
-            if n != name {
-                return None;
-            }
-            let mut got: Vec<String> = got
-                .split(',')
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect();
-            got.sort();
-            (got == want).then(|| value.parse().ok()).flatten()
-        })
+        self.0
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .find_map(|line| {
+                let (series, value) = line.rsplit_once(' ')?;
+                let (n, got) = match series.split_once('{') {
+                    Some((n, rest)) => (n, rest.strip_suffix('}')?),
+                    None => (series, ""),
+                };
+                if n != name {
+                    return None;
+                }
+                let mut got: Vec<String> = got
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                got.sort();
+                (got == want).then(|| value.parse().ok()).flatten()
+            })
     }
 
     /// Every line of one family, for failure messages.

@@ -278,7 +278,12 @@ async fn collect(resp: http::Response<hyper::body::Incoming>) -> Reply {
 }
 
 /// Builds a request: `method path` with `Host: localhost` and these headers and body.
-pub fn request(method: &str, path: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Request<Full<Bytes>> {
+pub fn request(
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Request<Full<Bytes>> {
     let mut b = Request::builder()
         .method(method)
         .uri(path)

@@ -96,7 +96,10 @@ level = "info"
             table: text.parse().expect("default test config is valid TOML"),
             env: vec![
                 ("HOOKGATE_HEADER_SECRET".into(), HEADER_SECRET.into()),
-                ("HOOKGATE_DEVELOPER_PAYLOAD".into(), DEVELOPER_PAYLOAD.into()),
+                (
+                    "HOOKGATE_DEVELOPER_PAYLOAD".into(),
+                    DEVELOPER_PAYLOAD.into(),
+                ),
                 ("HOOKGATE_SIGNING_KEY".into(), signing_key_b64()),
             ],
             files: Vec::new(),
@@ -120,7 +123,9 @@ level = "info"
 
     /// Sets a key to a TOML literal, e.g. `("developer_payload.values", r#"[{ env = "X" }]"#)`.
     pub fn set_toml(self, path: &str, literal: &str) -> GateConfig {
-        let v: toml::Table = format!("v = {literal}").parse().expect("valid TOML literal");
+        let v: toml::Table = format!("v = {literal}")
+            .parse()
+            .expect("valid TOML literal");
         let value = v.get("v").expect("v").clone();
         self.set(path, value)
     }
@@ -227,7 +232,11 @@ level = "info"
                     .as_str()
                     .and_then(|a| a.parse().ok())
                     .expect("listening line has the bound address");
-                gate.admin = table.get("admin").and_then(|a| a.get("address")).and_then(|a| a.as_str()).and_then(|a| a.parse().ok());
+                gate.admin = table
+                    .get("admin")
+                    .and_then(|a| a.get("address"))
+                    .and_then(|a| a.as_str())
+                    .and_then(|a| a.parse().ok());
                 return Ok(gate);
             }
             if let Ok(Some(status)) = gate.child.try_wait() {
@@ -239,7 +248,11 @@ level = "info"
                     gate.stdout.text()
                 ));
             }
-            assert!(Instant::now() < deadline, "no `listening` line within 15s: {}", gate.stdout.text());
+            assert!(
+                Instant::now() < deadline,
+                "no `listening` line within 15s: {}",
+                gate.stdout.text()
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
@@ -289,7 +302,10 @@ impl Output {
     }
 
     /// The first JSON line matching `pred`.
-    pub fn find_json(&self, pred: impl Fn(&serde_json::Value) -> bool) -> Option<serde_json::Value> {
+    pub fn find_json(
+        &self,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> Option<serde_json::Value> {
         self.json().into_iter().find(|v| pred(v))
     }
 }
@@ -360,7 +376,10 @@ impl Gate {
                 return;
             }
             if Instant::now() > deadline {
-                panic!("{name}{labels:?}: want {want}, got {got:?}\n{}", m.family(name));
+                panic!(
+                    "{name}{labels:?}: want {want}, got {got:?}\n{}",
+                    m.family(name)
+                );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -377,13 +396,21 @@ impl Gate {
     }
 
     /// Polls stdout until a JSON log line matches `pred`; panics after 5 s.
-    pub async fn expect_log(&self, what: &str, pred: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    pub async fn expect_log(
+        &self,
+        what: &str,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             if let Some(v) = self.stdout.find_json(&pred) {
                 return v;
             }
-            assert!(Instant::now() < deadline, "no log line {what}:\n{}", self.stdout.text());
+            assert!(
+                Instant::now() < deadline,
+                "no log line {what}:\n{}",
+                self.stdout.text()
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -400,10 +427,21 @@ impl Gate {
 
     /// POSTs `body` to `path` on a fresh connection with the pinned client and the required
     /// header (plus `extra` headers).
-    pub async fn post(&self, path: &str, body: impl Into<bytes::Bytes>, extra: &[(&str, &str)]) -> Reply {
-        let mut headers = vec![(HEADER_NAME, HEADER_SECRET), ("content-type", "application/json")];
+    pub async fn post(
+        &self,
+        path: &str,
+        body: impl Into<bytes::Bytes>,
+        extra: &[(&str, &str)],
+    ) -> Reply {
+        let mut headers = vec![
+            (HEADER_NAME, HEADER_SECRET),
+            ("content-type", "application/json"),
+        ];
         headers.extend_from_slice(extra);
-        self.h1().await.send(request("POST", path, &headers, body)).await
+        self.h1()
+            .await
+            .send(request("POST", path, &headers, body))
+            .await
     }
 
     /// Everything the process wrote to stdout and stderr so far.

@@ -89,8 +89,9 @@ impl Pki {
         let (foreign_ca, foreign_cert, foreign_key) = make_ca("foreign-ca", "foreign test CA");
         let server = {
             let key = KeyPair::generate().expect("key");
-            let mut p = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-                .expect("params");
+            let mut p =
+                CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+                    .expect("params");
             p.distinguished_name.push(DnType::CommonName, "localhost");
             p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
             let cert = p.signed_by(&key, &ca_cert, &ca_key).expect("sign server");
@@ -107,14 +108,8 @@ impl Pki {
             server,
             client: self_signed("client", None),
             other_client: self_signed("other-client", None),
-            expired: self_signed(
-                "expired",
-                Some((2001, 2002)),
-            ),
-            not_yet_valid: self_signed(
-                "not-yet-valid",
-                Some((2090, 2099)),
-            ),
+            expired: self_signed("expired", Some((2001, 2002))),
+            not_yet_valid: self_signed("not-yet-valid", Some((2090, 2099))),
             ca_client: signed_client("ca-client", &ca_cert, &ca_key),
             ca_client2: signed_client("ca-client2", &ca_cert, &ca_key),
             foreign_client: signed_client("foreign-client", &foreign_cert, &foreign_key),

@@ -72,7 +72,10 @@ impl PyVerifier {
             .and_then(|p| p.parse().ok())
             .unwrap_or_else(|| {
                 std::thread::sleep(Duration::from_millis(100));
-                panic!("verifying upstream did not print `PORT n` (got {first:?}); stderr: {}", stderr.text())
+                panic!(
+                    "verifying upstream did not print `PORT n` (got {first:?}); stderr: {}",
+                    stderr.text()
+                )
             });
         PyVerifier {
             child,

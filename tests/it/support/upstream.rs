@@ -146,7 +146,11 @@ impl Upstream {
     /// The only request received; panics (listing them) if there is not exactly one.
     pub fn single(&self) -> Recorded {
         let all = self.requests();
-        assert_eq!(all.len(), 1, "expected exactly one upstream request: {all:#?}");
+        assert_eq!(
+            all.len(),
+            1,
+            "expected exactly one upstream request: {all:#?}"
+        );
         all.into_iter().next().expect("one")
     }
 
