@@ -31,6 +31,15 @@ pub fn signing_key_b64() -> String {
     base64::engine::general_purpose::STANDARD.encode(SIGNING_KEY)
 }
 
+/// The SPEC §4 `Content-Digest` value hookgate must send for `body`: `sha-256=:BASE64:`.
+pub fn content_digest(body: &[u8]) -> String {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, body);
+    format!(
+        "sha-256=:{}:",
+        base64::engine::general_purpose::STANDARD.encode(d.as_ref())
+    )
+}
+
 /// A hookgate configuration to start. Defaults: listen on `127.0.0.1:0` (timeouts 5 s, idle
 /// 30 s), TLS with the test server certificate, `[thumbprints]` pinning `Pki::client` by SHA-256,
 /// `[source_ips]` allowing `127.0.0.0/8`, the required header from env, methods POST/PUT, all
