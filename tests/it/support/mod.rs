@@ -8,6 +8,25 @@
 //! - [`client`]: the TLS client (any cert, mismatched key), HTTP/1.1, HTTP/2 and raw requests.
 //! - [`admin`]: `/readyz`, `/metrics` scrapes and a Prometheus sample lookup.
 //! - [`tools`]: `curl`, `python3` and the Python RFC 9421 verifying upstream (fail if missing).
+//!
+//! A typical test:
+//!
+//! ```ignore
+//! let up = Upstream::start();                          // recording upstream, own thread
+//! let gate = GateConfig::new(&up.url)                  // test defaults, see GateConfig::new
+//!     .set("listen.max_connections", 2)                // any dotted key; .remove("source_ips")
+//!     .start()                                         // tempdir, spawn, wait for /readyz
+//!     .await;
+//! let reply = gate.post("/hooks/x", "{}", &[]).await;  // pinned client + required header
+//! assert_eq!(reply.status, 200);
+//! assert_eq!(up.single().header("x-request-id"), reply.request_id());
+//! gate.expect_requests("forwarded", "ok", 1.0).await;  // polls /metrics
+//! let alert = TlsClient::new(Some(&Pki::get().other_client)).expect_alert(gate.addr).await;
+//! ```
+//!
+//! For a PROXY header before TLS: connect a `TcpStream` to `gate.addr`, write the header, then
+//! `TlsClient::handshake(tcp)`. Files a config names (lists, CA bundles) go in with
+//! `GateConfig::file`; `gate.config_path()` and `gate.pid()` serve reload/signal tests.
 // Not every module of the test binary uses every helper.
 #![allow(dead_code)]
 
