@@ -163,8 +163,8 @@ def main():
     for item in args.rendered:
         name, path = item.split("=", 1)
         objs = load_all(path)
-        validate_objects(f"kustomize {name}", objs, args.k8s_version)
-        check_rendered(f"kustomize {name}", objs)
+        validate_objects(f"render {name}", objs, args.k8s_version)
+        check_rendered(f"render {name}", objs)
 
     if failures:
         print(f"{len(failures)} manifest problem(s)", file=sys.stderr)
