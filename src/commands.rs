@@ -123,6 +123,11 @@ pub(crate) async fn start(snapshot: Snapshot, config_path: PathBuf) -> Result<Ru
         ),
         None => None,
     };
+    let admin_address = admin_listener
+        .as_ref()
+        .and_then(|l| l.local_addr().ok())
+        .map(|a| a.to_string())
+        .unwrap_or_default();
     let gate = Arc::new(Gate {
         metrics: Metrics::new(crate::VERSION),
         snapshot: ArcSwap::from_pointee(snapshot),
@@ -138,15 +143,7 @@ pub(crate) async fn start(snapshot: Snapshot, config_path: PathBuf) -> Result<Ru
     }
     reload::spawn(gate.clone(), config_path, shutdown_rx.clone());
     spawn_signal_handler(gate.clone(), shutdown_tx);
-    {
-        let snap = gate.snapshot.load();
-        tracing::info!(
-            address = %address,
-            admin = snap.config.admin.map(|a| a.to_string()).unwrap_or_default(),
-            version = crate::VERSION,
-            "listening"
-        );
-    }
+    tracing::info!(address = %address, admin = admin_address, version = crate::VERSION, "listening");
     let server = tokio::spawn(server::serve(listener, gate, shutdown_rx));
     Ok(Running { address, server })
 }

@@ -11,6 +11,7 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
+use crate::head_inspector::{HeadInspector, Verdicts};
 use crate::identity::ClientIdentity;
 use crate::metrics::{ConnectionResult, HandshakeResult, Reason};
 use crate::proxy_protocol;
@@ -24,6 +25,18 @@ pub(crate) struct Conn {
     pub snapshot: Arc<Snapshot>,
     pub identity: ClientIdentity,
     activity: Activity,
+    /// Requests started on this connection, to match `framing` verdicts by index.
+    requests: AtomicU64,
+    framing: Arc<Verdicts>,
+}
+
+impl Conn {
+    /// Called once per request, in arrival order (HTTP/1.1 serves one request at a time).
+    /// True when its raw head had both Content-Length and Transfer-Encoding.
+    pub(crate) fn next_request_is_ambiguous(&self) -> bool {
+        let index = self.requests.fetch_add(1, Ordering::AcqRel);
+        self.framing.is_ambiguous(index)
+    }
 }
 
 /// Requests in flight and the time the last one finished, for the idle timeout.
@@ -110,8 +123,16 @@ pub(crate) async fn serve(
         // Unreachable: the verifier makes a certificate mandatory. Fail closed anyway.
         return;
     };
+    let identity = ClientIdentity::new(client_ip, leaf);
+    let framing = Verdicts::new();
+    let mut io = HeadInspector::new(tls, framing.clone());
+    if io.get_ref().get_ref().1.alpn_protocol() == Some(b"h2") {
+        io.disable();
+    }
     let conn = Arc::new(Conn {
-        identity: ClientIdentity::new(client_ip, leaf),
+        requests: AtomicU64::new(0),
+        framing,
+        identity,
         gate: gate.clone(),
         snapshot: snapshot.clone(),
         activity: Activity {
@@ -132,7 +153,7 @@ pub(crate) async fn serve(
         })
     };
     let builder = http_builder(&snapshot);
-    let http = builder.serve_connection(TokioIo::new(tls), service);
+    let http = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(http);
     // Idle: no request in flight for idle_timeout. HTTP/1.1 also has hyper's header_timeout,
     // which runs from the end of the handshake and from the end of each response.

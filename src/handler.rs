@@ -201,6 +201,11 @@ fn check_head(
 ) -> Result<(), Denied> {
     let snap = &conn.snapshot;
     let rules = &snap.config.request;
+    if conn.next_request_is_ambiguous() {
+        return Err(Denied::BadRequest(
+            "Content-Length together with Transfer-Encoding",
+        ));
+    }
     framing::check_framing(&parts.headers)?;
     if parts.method != Method::CONNECT {
         framing::check_path(parts.uri.path())?;

@@ -22,6 +22,7 @@ pub(crate) mod connection;
 pub(crate) mod demo;
 pub(crate) mod forward;
 pub(crate) mod handler;
+pub(crate) mod head_inspector;
 pub(crate) mod identity;
 pub(crate) mod logging;
 pub(crate) mod metrics;

@@ -1,0 +1,342 @@
+//! Sees each HTTP/1.1 request head as raw bytes, before hyper normalises it. hyper resolves a
+//! request with both Content-Length and Transfer-Encoding itself (RFC 9112 §6.3: it drops the
+//! Content-Length), so the handler could never refuse it; SPEC §3 wants such ambiguous framing
+//! refused with 400. This wrapper follows the message framing of the bytes it passes through
+//! (without copying bodies) and records which request, by index, had both headers.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// Heads longer than this are left to hyper (which refuses them); inspection stops.
+const MAX_HEAD: usize = 64 * 1024;
+const MAX_HEADERS: usize = 128;
+const NONE: u64 = u64::MAX;
+
+/// The verdicts, shared with the connection's handler.
+#[derive(Debug)]
+pub(crate) struct Verdicts {
+    /// Index (0-based, in arrival order) of the first request with Content-Length and
+    /// Transfer-Encoding. hyper closes the connection after such a request, so one is enough.
+    ambiguous: AtomicU64,
+}
+
+impl Verdicts {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Verdicts {
+            ambiguous: AtomicU64::new(NONE),
+        })
+    }
+
+    pub(crate) fn is_ambiguous(&self, request_index: u64) -> bool {
+        self.ambiguous.load(Ordering::Acquire) == request_index
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum State {
+    /// Collecting a request head.
+    Head,
+    /// Skipping a Content-Length body.
+    Body(u64),
+    /// A chunk-size line (or the CRLF that ends a chunk's data).
+    ChunkSize,
+    /// Chunk data.
+    ChunkData(u64),
+    /// Trailer lines after the last chunk, up to an empty line.
+    Trailers,
+    /// Not HTTP/1.x, an upgrade, or something hyper refuses anyway: stop looking.
+    Done,
+}
+
+/// The connection's stream, inspected on the way in.
+pub(crate) struct HeadInspector<S> {
+    inner: S,
+    state: State,
+    /// A head or line that spans reads (never a body).
+    pending: Vec<u8>,
+    requests: u64,
+    verdicts: Arc<Verdicts>,
+}
+
+impl<S> HeadInspector<S> {
+    pub(crate) fn new(inner: S, verdicts: Arc<Verdicts>) -> Self {
+        HeadInspector {
+            inner,
+            state: State::Head,
+            pending: Vec::new(),
+            requests: 0,
+            verdicts,
+        }
+    }
+
+    pub(crate) fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// For HTTP/2 (ALPN `h2`): nothing to inspect, framing is binary and unambiguous.
+    pub(crate) fn disable(&mut self) {
+        self.state = State::Done;
+    }
+
+    fn inspect(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            let used = match self.state {
+                State::Done => return,
+                State::Body(n) | State::ChunkData(n) => {
+                    let take = n.min(data.len() as u64);
+                    self.state = match (self.state, n == take) {
+                        (State::Body(_), true) => State::Head,
+                        (State::Body(_), false) => State::Body(n - take),
+                        (_, true) => State::ChunkSize,
+                        (_, false) => State::ChunkData(n - take),
+                    };
+                    take as usize
+                }
+                State::Head => self.take_head(data),
+                State::ChunkSize | State::Trailers => self.take_line(data),
+            };
+            data = &data[used..];
+        }
+    }
+
+    /// Parses the head with httparse, as hyper does; returns the bytes of `data` it used.
+    fn take_head(&mut self, data: &[u8]) -> usize {
+        let (buf, already) = if self.pending.is_empty() {
+            (data, 0)
+        } else {
+            let already = self.pending.len();
+            self.pending
+                .extend_from_slice(&data[..data.len().min(MAX_HEAD)]);
+            (&self.pending[..], already)
+        };
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut req = httparse::Request::new(&mut headers);
+        let next = match req.parse(buf) {
+            Ok(httparse::Status::Complete(len)) => {
+                let next = on_head(&mut self.requests, &self.verdicts, &req);
+                self.pending.clear();
+                self.state = next;
+                return len - already;
+            }
+            Ok(httparse::Status::Partial) if buf.len() <= MAX_HEAD => {
+                if already == 0 {
+                    self.pending.extend_from_slice(data);
+                }
+                return data.len();
+            }
+            _ => State::Done,
+        };
+        self.pending = Vec::new();
+        self.state = next;
+        data.len()
+    }
+
+    /// Collects one line of the chunked framing; returns the bytes of `data` it used.
+    fn take_line(&mut self, data: &[u8]) -> usize {
+        let Some(end) = data.iter().position(|&b| b == b'\n') else {
+            self.pending.extend_from_slice(data);
+            if self.pending.len() > MAX_HEAD {
+                self.state = State::Done;
+            }
+            return data.len();
+        };
+        self.pending.extend_from_slice(&data[..end]);
+        let line = self.pending.strip_suffix(b"\r").unwrap_or(&self.pending);
+        self.state = match self.state {
+            State::Trailers if line.is_empty() => State::Head,
+            State::Trailers => State::Trailers,
+            _ => chunk_size(line),
+        };
+        self.pending.clear();
+        end + 1
+    }
+}
+
+/// Records the verdict for one complete head and returns how its body is framed.
+fn on_head(requests: &mut u64, verdicts: &Verdicts, req: &httparse::Request<'_, '_>) -> State {
+    let index = *requests;
+    *requests += 1;
+    let mut te_chunked = None;
+    let mut length = None;
+    for h in req.headers.iter() {
+        if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            te_chunked = Some(ends_with_chunked(h.value));
+        } else if h.name.eq_ignore_ascii_case("content-length") {
+            match std::str::from_utf8(h.value)
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+            {
+                Some(n) => length = Some(n),
+                None => return State::Done, // hyper refuses it
+            }
+        }
+    }
+    if te_chunked.is_some() && length.is_some() {
+        let _ =
+            verdicts
+                .ambiguous
+                .compare_exchange(NONE, index, Ordering::AcqRel, Ordering::Acquire);
+    }
+    let upgrade = req.method == Some("CONNECT")
+        || req
+            .headers
+            .iter()
+            .any(|h| h.name.eq_ignore_ascii_case("upgrade"));
+    match (te_chunked, length) {
+        _ if upgrade => State::Done,
+        (Some(true), _) => State::ChunkSize,
+        (Some(false), _) => State::Done,
+        (None, Some(n)) if n > 0 => State::Body(n),
+        _ => State::Head,
+    }
+}
+
+/// A chunk-size line: hex digits, optional `;extensions`. Empty: the CRLF after chunk data.
+fn chunk_size(line: &[u8]) -> State {
+    if line.is_empty() {
+        return State::ChunkSize;
+    }
+    let digits = line.split(|&b| b == b';').next().unwrap_or_default();
+    match std::str::from_utf8(digits)
+        .ok()
+        .map(|d| u64::from_str_radix(d.trim(), 16))
+    {
+        Some(Ok(0)) => State::Trailers,
+        Some(Ok(n)) => State::ChunkData(n),
+        _ => State::Done,
+    }
+}
+
+fn ends_with_chunked(value: &[u8]) -> bool {
+    std::str::from_utf8(value)
+        .ok()
+        .and_then(|v| v.rsplit(',').next())
+        .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"))
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for HeadInspector<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let result = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if this.state != State::Done {
+            // Bodies are only counted, never copied.
+            this.inspect(&buf.filled()[before..]);
+        }
+        result
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for HeadInspector<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feeds `input` in pieces of `step` bytes; returns the ambiguous index (NONE if none)
+    /// and the number of heads seen.
+    fn run(input: &[u8], step: usize) -> (u64, u64, State) {
+        let verdicts = Verdicts::new();
+        let mut i = HeadInspector::new((), verdicts.clone());
+        for piece in input.chunks(step) {
+            i.inspect(piece);
+        }
+        (
+            verdicts.ambiguous.load(Ordering::Acquire),
+            i.requests,
+            i.state,
+        )
+    }
+
+    const PLAIN: &[u8] = b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello";
+    const CHUNKED: &[u8] = b"POST /b HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n0\r\nX-Trailer: 1\r\n\r\n";
+    const BOTH: &[u8] = b"POST /c HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+    const BOTH_TE_FIRST: &[u8] =
+        b"POST /d HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n";
+
+    #[test]
+    fn plain_and_chunked_requests_are_not_ambiguous_in_any_split() {
+        let stream = [PLAIN, CHUNKED, PLAIN, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"].concat();
+        for step in [1, 2, 3, 7, 64, 4096] {
+            assert_eq!(run(&stream, step), (NONE, 4, State::Head), "step {step}");
+        }
+    }
+
+    #[test]
+    fn flags_the_request_with_both_content_length_and_transfer_encoding() {
+        for both in [BOTH, BOTH_TE_FIRST] {
+            let stream = [PLAIN, CHUNKED, both].concat();
+            for step in [1, 5, 4096] {
+                let (ambiguous, heads, _) = run(&stream, step);
+                assert_eq!((ambiguous, heads), (2, 3), "step {step}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_smuggled_head_inside_a_body_is_not_a_request() {
+        // The body of a Content-Length request looks like a CL+TE head: it is only counted.
+        let body = BOTH;
+        let head = format!("POST /a HTTP/1.1\r\nContent-Length: {}\r\n\r\n", body.len());
+        let stream = [head.as_bytes(), body, PLAIN].concat();
+        assert_eq!(run(&stream, 3), (NONE, 2, State::Head));
+    }
+
+    #[test]
+    fn stops_at_http2_upgrades_and_oversized_heads() {
+        assert_eq!(run(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 4).2, State::Done);
+        assert_eq!(
+            run(b"GET / HTTP/1.1\r\nUpgrade: websocket\r\n\r\n", 4).2,
+            State::Done
+        );
+        let huge = [
+            b"GET / HTTP/1.1\r\nX: ".as_slice(),
+            &vec![b'a'; MAX_HEAD + 10],
+        ]
+        .concat();
+        assert_eq!(run(&huge, 1000).2, State::Done);
+    }
+
+    #[test]
+    fn bare_lf_line_endings_are_followed_like_hyper_does() {
+        let stream = b"POST /a HTTP/1.1\nTransfer-Encoding: chunked\n\n3\nabc\n0\n\nPOST /b HTTP/1.1\nContent-Length: 1\nTransfer-Encoding: chunked\n\n0\n\n";
+        assert_eq!(run(stream, 2), (1, 2, State::Head));
+    }
+}
