@@ -11,26 +11,19 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 use crate::Gate;
 
-pub(crate) async fn serve(
-    listener: TcpListener,
-    gate: Arc<Gate>,
-    mut shutdown: watch::Receiver<bool>,
-) {
+/// Serves until the process exits: it stays up through the drain, so `/readyz` can answer 503.
+pub(crate) async fn serve(listener: TcpListener, gate: Arc<Gate>) {
     loop {
-        let (stream, _) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::error!(detail = %e, "admin accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = shutdown.changed() => break,
+        let (stream, _) = match listener.accept().await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!(detail = %e, "admin accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
         };
         let gate = gate.clone();
         tokio::spawn(async move {

@@ -139,7 +139,7 @@ pub(crate) async fn start(snapshot: Snapshot, config_path: PathBuf) -> Result<Ru
     reload::publish_gauges(&gate);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     if let Some(l) = admin_listener {
-        tokio::spawn(admin::serve(l, gate.clone(), shutdown_rx.clone()));
+        tokio::spawn(admin::serve(l, gate.clone()));
     }
     reload::spawn(gate.clone(), config_path, shutdown_rx.clone());
     spawn_signal_handler(gate.clone(), shutdown_tx);
