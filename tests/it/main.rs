@@ -6,3 +6,4 @@ mod support;
 
 mod gate;
 mod identity;
+mod operability;

@@ -6,7 +6,7 @@
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -49,6 +49,8 @@ pub struct GateConfig {
     table: toml::Table,
     env: Vec<(String, String)>,
     files: Vec<(String, Vec<u8>)>,
+    /// `(link, target)` pairs, created after the files (relative to the config directory).
+    symlinks: Vec<(String, String)>,
 }
 
 impl GateConfig {
@@ -112,6 +114,7 @@ level = "info"
                 ("HOOKGATE_SIGNING_KEY".into(), signing_key_b64()),
             ],
             files: Vec::new(),
+            symlinks: Vec::new(),
         }
     }
 
@@ -160,10 +163,59 @@ level = "info"
         self
     }
 
-    /// Writes an extra file into the config directory (relative config paths resolve there).
+    /// Writes an extra file into the config directory (relative config paths resolve there);
+    /// `name` may contain directories, which are created.
     pub fn file(mut self, name: &str, contents: impl Into<Vec<u8>>) -> GateConfig {
         self.files.push((name.into(), contents.into()));
         self
+    }
+
+    /// Creates the symlink `link -> target` in the config directory after the files (a
+    /// Kubernetes-style Secret volume: `certs/tls.crt -> ..data/tls.crt`).
+    pub fn symlink(mut self, link: &str, target: &str) -> GateConfig {
+        self.symlinks.push((link.into(), target.into()));
+        self
+    }
+
+    /// Writes the certificates, the extra files and symlinks into `dir`.
+    fn write_files(&self, dir: &Path) {
+        let pki = Pki::get();
+        for id in [&pki.server, &pki.client, &pki.ca_client] {
+            id.write(dir);
+        }
+        std::fs::write(dir.join("ca.pem"), &pki.ca.cert_pem).expect("write CA");
+        for (name, contents) in &self.files {
+            let path = dir.join(name);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).expect("create directories");
+            }
+            std::fs::write(path, contents).expect("write extra file");
+        }
+        for (link, target) in &self.symlinks {
+            std::os::unix::fs::symlink(target, dir.join(link)).expect("create symlink");
+        }
+    }
+
+    /// Writes everything into `dir` (the config as is: no admin section is added) and returns
+    /// the config path and a `hookgate` command with this config's environment and no inherited
+    /// `HOOKGATE_*` variable; add the arguments (`check --config PATH`).
+    pub fn prepare(&self, dir: &Path) -> (PathBuf, Command) {
+        self.write_files(dir);
+        let config = dir.join("hookgate.toml");
+        std::fs::write(&config, self.to_toml()).expect("write config");
+        (config, self.command(dir))
+    }
+
+    fn command(&self, dir: &Path) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookgate"));
+        cmd.current_dir(dir).stdin(Stdio::null());
+        for (k, _) in std::env::vars() {
+            if k.starts_with("HOOKGATE_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        cmd
     }
 
     /// The config as TOML text (without the admin section `start` adds).
@@ -174,21 +226,24 @@ level = "info"
     /// Writes everything to a fresh tempdir, runs `hookgate run`, waits until `/readyz` is 200.
     /// The admin port is picked free just before start; a lost race is retried.
     pub async fn start(self) -> Gate {
+        self.start_and_wait("/readyz").await
+    }
+
+    /// Like `start`, but waits only for `/healthz` (a gate that starts not ready, e.g. with an
+    /// empty allow list).
+    pub async fn start_unready(self) -> Gate {
+        self.start_and_wait("/healthz").await
+    }
+
+    async fn start_and_wait(self, probe: &str) -> Gate {
         let dir = tempfile::tempdir().expect("tempdir");
-        let pki = Pki::get();
-        for id in [&pki.server, &pki.client, &pki.ca_client] {
-            id.write(dir.path());
-        }
-        std::fs::write(dir.path().join("ca.pem"), &pki.ca.cert_pem).expect("write CA");
-        for (name, contents) in &self.files {
-            std::fs::write(dir.path().join(name), contents).expect("write extra file");
-        }
+        self.write_files(dir.path());
         let mut last = String::new();
         for _ in 0..5 {
             match self.try_start(&dir).await {
                 Ok(mut gate) => {
                     gate.dir = Some(dir);
-                    gate.wait_ready().await;
+                    gate.wait_200(probe).await;
                     return gate;
                 }
                 Err(e) if e.contains("admin.address") => last = e,
@@ -208,20 +263,12 @@ level = "info"
         }
         let config = dir.path().join("hookgate.toml");
         std::fs::write(&config, toml::to_string(&table).expect("TOML")).expect("write config");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookgate"));
+        let mut cmd = self.command(dir.path());
         cmd.arg("run")
             .arg("--config")
             .arg(&config)
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        for (k, _) in std::env::vars() {
-            if k.starts_with("HOOKGATE_") {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         let mut child = cmd.spawn().expect("spawn hookgate");
         let stdout = Output::collect(child.stdout.take().expect("stdout"));
         let stderr = Output::collect(child.stderr.take().expect("stderr"));
@@ -353,16 +400,41 @@ impl Gate {
         self.admin.expect("admin is enabled")
     }
 
-    async fn wait_ready(&mut self) {
+    async fn wait_200(&mut self, probe: &str) {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if let Ok((200, _)) = admin::get(self.admin(), "/readyz").await {
+            if let Ok((200, _)) = admin::get(self.admin(), probe).await {
                 return;
             }
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("hookgate exited with {status}: {}", self.stderr.text());
             }
-            assert!(Instant::now() < deadline, "/readyz not 200 within 10s");
+            assert!(Instant::now() < deadline, "{probe} not 200 within 10s");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Sends a real signal (`kill -s NAME PID`), e.g. `"HUP"`, `"TERM"`, `"INT"`.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args(["-s", name, &self.pid().to_string()])
+            .status()
+            .unwrap_or_else(|e| {
+                panic!("cannot run `kill` ({e}); install it: apt-get install -y procps")
+            });
+        assert!(status.success(), "kill -s {name} failed: {status}");
+    }
+
+    /// Polls until the process exits; `None` if it is still running after `within`.
+    pub async fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
@@ -391,6 +463,28 @@ impl Gate {
                 );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Polls `/metrics` until the sample `name{labels}` is at least `min` (a counter that a
+    /// file-watcher tick may bump once more); returns it; panics after `within`.
+    pub async fn expect_metric_at_least(
+        &self,
+        name: &str,
+        labels: &[(&str, &str)],
+        min: f64,
+        within: Duration,
+    ) -> f64 {
+        let deadline = Instant::now() + within;
+        loop {
+            let m = self.metrics().await;
+            match m.value(name, labels) {
+                Some(v) if v >= min => return v,
+                got if Instant::now() > deadline => {
+                    panic!("{name}{labels:?}: want >= {min}, got {got:?} after {within:?}")
+                }
+                _ => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
         }
     }
 

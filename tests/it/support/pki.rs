@@ -59,6 +59,9 @@ pub struct Pki {
     pub ca: Identity,
     /// hookgate's server certificate: SANs `localhost` and `127.0.0.1`.
     pub server: Identity,
+    /// The rotated server certificate (reload tests): same SANs and CA, another key, and
+    /// notAfter 2040-01-01 so `hookgate_server_cert_not_after_timestamp_seconds` moves.
+    pub server_rotated: Identity,
     /// Self-signed, valid: the client the default config pins (by SHA-256).
     pub client: Identity,
     /// Self-signed, valid, never pinned by default.
@@ -87,16 +90,21 @@ impl Pki {
     fn generate() -> Pki {
         let (ca, ca_cert, ca_key) = make_ca("ca", "hookgate test CA");
         let (foreign_ca, foreign_cert, foreign_key) = make_ca("foreign-ca", "foreign test CA");
-        let server = {
+        let server_cert = |name: &'static str, not_after: Option<i32>| {
             let key = KeyPair::generate().expect("key");
             let mut p =
                 CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
                     .expect("params");
             p.distinguished_name.push(DnType::CommonName, "localhost");
             p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+            if let Some(year) = not_after {
+                p.not_after = rcgen::date_time_ymd(year, 1, 1);
+            }
             let cert = p.signed_by(&key, &ca_cert, &ca_key).expect("sign server");
-            identity("server", &cert, &key)
+            identity(name, &cert, &key)
         };
+        let server = server_cert("server", None);
+        let server_rotated = server_cert("server-rotated", Some(2040));
         let signed_client = |name: &'static str, issuer: &rcgen::Certificate, ik: &KeyPair| {
             let key = KeyPair::generate().expect("key");
             let cert = client_params(name)
@@ -106,6 +114,7 @@ impl Pki {
         };
         Pki {
             server,
+            server_rotated,
             client: self_signed("client", None),
             other_client: self_signed("other-client", None),
             expired: self_signed("expired", Some((2001, 2002))),
