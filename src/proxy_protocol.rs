@@ -97,7 +97,7 @@ pub(crate) async fn read_proxy_header(
         // Ok(None) means every byte seen is a strict prefix of the header, so consuming all of
         // it is safe and the next peek waits for more; Ok(Some) gives the header's exact end.
         let (end, source) = match parse_proxy_header(&buf[..seen])? {
-            Some((source, _len)) => (seen, Some(source)),
+            Some((source, len)) => (len, Some(source)),
             None => (seen, None),
         };
         // `end > consumed` because what was consumed was a strict prefix of this header; a
