@@ -559,6 +559,33 @@ mod tests {
         }
     }
 
+    /// What HAProxy 2.6.12 (Debian 12) sent with `send-proxy`, `send-proxy-v2` and
+    /// `send-proxy-v2 proxy-v2-options crc32c,unique-id`, each followed by the client's first
+    /// bytes `\x16\x03\x01AFTER`; captured with a raw TCP listener behind a TCP-mode backend.
+    const HAPROXY_CAPTURES: [(&str, &str); 5] = [
+        ("50524f58592054435034203132372e302e302e31203132372e302e302e312034313931302035393139350d0a1603014146544552", "127.0.0.1:41910"),
+        ("50524f58592054435036203a3a31203a3a312034303839342035393139350d0a1603014146544552", "[::1]:40894"),
+        ("0d0a0d0a000d0a515549540a2111000c7f0000017f00000190f2acaf1603014146544552", "127.0.0.1:37106"),
+        ("0d0a0d0a000d0a515549540a212100240000000000000000000000000000000100000000000000000000000000000001b3c8acaf1603014146544552", "[::1]:46024"),
+        ("0d0a0d0a000d0a515549540a2111003f7f0000017f000001bae6b48b03000434bdbf6e05002937463030303030313a424145365f37463030303030313a423438425f36423042373243305f303030341603014146544552", "127.0.0.1:47846"),
+    ];
+
+    fn unhex(hex: &str) -> Vec<u8> {
+        (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("test hex"))
+            .collect()
+    }
+
+    #[test]
+    fn parses_headers_captured_from_haproxy() {
+        for (hex, client) in HAPROXY_CAPTURES {
+            let bytes = unhex(hex);
+            let after = b"\x16\x03\x01AFTER".len();
+            assert_eq!(parsed(&bytes), (addr(client), bytes.len() - after), "{hex}");
+        }
+    }
+
     /// A connected pair over real loopback TCP: (client side, accepted server side).
     async fn tcp_pair() -> (TcpStream, TcpStream) {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
