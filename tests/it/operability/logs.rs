@@ -13,6 +13,8 @@ use crate::support::*;
 const WRONG_HEADER: &str = "wrong-header-value-7f3a";
 const WRONG_PAYLOAD: &str = "wrong-payload-value-91c2";
 const BODY_MARKER: &str = "body-marker-5d0e";
+/// Query strings are never logged (README "Logs").
+const QUERY_MARKER: &str = "query-marker-e81b";
 
 /// The one `msg = "request"` line with this request id (panics if there is not exactly one).
 async fn request_line(gate: &Gate, id: &str) -> Value {
@@ -62,6 +64,13 @@ fn assert_request_line(line: &Value, reply: &Reply, method: &str, path: &str, re
     );
     assert_eq!(line["outcome"], outcome, "{line}");
     assert_eq!(line["reason"], reason, "{line}");
+    if reason != "ok" {
+        // README: a refusal or error carries the exact cause for the on-call engineer.
+        assert!(
+            line["detail"].as_str().is_some_and(|d| !d.is_empty()),
+            "detail on a {reason} line: {line}"
+        );
+    }
     for ms in ["duration_ms", "upstream_ms"] {
         let v = line[ms]
             .as_f64()
@@ -110,7 +119,8 @@ async fn logs_one_typed_json_line_per_request_and_per_refused_connection_without
     let mut expected = Vec::new();
 
     let body = format!(r#"{{"marker":"{BODY_MARKER}"}}"#);
-    let r = send("POST", "/hooks/ok", HEADER_SECRET, body).await;
+    let target = format!("/hooks/ok?token={QUERY_MARKER}");
+    let r = send("POST", &target, HEADER_SECRET, body).await;
     assert_eq!(r.status, 200);
     expected.push((r, "POST", "/hooks/ok", "ok"));
     let body = format!(r#"{{"developerPayload":"{DEVELOPER_PAYLOAD}"}}"#);
@@ -167,6 +177,10 @@ async fn logs_one_typed_json_line_per_request_and_per_refused_connection_without
         .expect_log("thumbprint_denied", |v| v["reason"] == "thumbprint_denied")
         .await;
     assert_eq!(hs["client_ip"], "127.0.0.1", "{hs}");
+    assert!(
+        hs["detail"].is_string(),
+        "the handshake refusal says why: {hs}"
+    );
     for line in [&ip, &hs] {
         assert!(
             line["ts"].is_string() && line["level"].is_string(),
@@ -202,6 +216,7 @@ async fn logs_one_typed_json_line_per_request_and_per_refused_connection_without
         WRONG_HEADER,
         WRONG_PAYLOAD,
         BODY_MARKER,
+        QUERY_MARKER,
     ] {
         assert!(
             !out.contains(secret),

@@ -176,3 +176,43 @@ async fn sighup_with_a_broken_certificate_file_keeps_serving_the_old_certificate
     assert_eq!(cert_not_after(&gate).await, not_after);
     assert_eq!(gate.post("/still", "{}", &[]).await.status, 200);
 }
+
+#[tokio::test]
+async fn sighup_with_a_new_listen_address_applies_the_rest_and_says_a_restart_is_needed() {
+    let pki = Pki::get();
+    let up = Upstream::start();
+    let gate = GateConfig::new(&up.url).start().await;
+    let elsewhere = crate::support::hookgate::free_port();
+    edit_config(
+        &gate,
+        &[
+            ("listen.address", elsewhere.to_string().into()),
+            (
+                "thumbprints.allow",
+                vec![pki.client.sha256_hex(), pki.other_client.sha256_hex()].into(),
+            ),
+        ],
+    );
+    gate.signal("HUP");
+    gate.expect_metric_at_least(
+        "hookgate_config_reloads_total",
+        &[("result", "success")],
+        1.0,
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(reloads(&gate, "failure").await, 0.0);
+    let line = gate
+        .expect_log("the restart notice", |v| {
+            v["msg"].as_str().is_some_and(|m| m.contains("restart"))
+        })
+        .await;
+    assert_eq!(line["level"], "warn", "{line}");
+    // Still on the old address, with the new pin in force.
+    let ok = post_as(&gate, &pki.other_client, HEADER_SECRET, "/pinned-now").await;
+    assert_eq!(ok.status, 200);
+    assert!(
+        std::net::TcpStream::connect(elsewhere).is_err(),
+        "the new address is not bound before a restart"
+    );
+}

@@ -127,3 +127,35 @@ async fn a_kubernetes_secret_symlink_swap_rotates_the_served_certificate_without
     assert_eq!(cert_not_after(&gate).await, ROTATED_NOT_AFTER);
     assert_eq!(gate.post("/still", "{}", &[]).await.status, 200);
 }
+
+#[tokio::test]
+async fn an_edited_config_file_is_picked_up_without_a_signal() {
+    const NEW_HEADER: &str = "hdr-secret-watched-4c1d";
+    let up = Upstream::start();
+    let gate = GateConfig::new(&up.url)
+        .file("header.secret", format!("{NEW_HEADER}\n"))
+        .start()
+        .await;
+    edit_config(
+        &gate,
+        &[(
+            "required_header.values",
+            toml::Value::Array(vec![toml::Value::Table(
+                [("file".to_owned(), "header.secret".into())]
+                    .into_iter()
+                    .collect(),
+            )]),
+        )],
+    );
+    let took = eventually("a reload after the config changed", PICKUP, || async {
+        reloads(&gate, "success").await >= 1.0
+    })
+    .await;
+    let pki = Pki::get();
+    let ok = post_as(&gate, &pki.client, NEW_HEADER, "/new").await;
+    assert_eq!(ok.status, 200, "picked up after {took:?}");
+    post_as(&gate, &pki.client, HEADER_SECRET, "/old")
+        .await
+        .assert_error(403, "forbidden");
+    assert_eq!(reloads(&gate, "failure").await, 0.0);
+}
