@@ -254,3 +254,57 @@ async fn readyz_is_503_with_the_reason_while_a_configured_list_is_empty() {
     let _ = gate.client().expect_alert(gate.addr).await;
     up.assert_untouched();
 }
+
+#[test]
+fn the_readme_alert_rules_pass_promtool_check_rules() {
+    require_tool("promtool", "apt-get install -y prometheus");
+    let readme = std::fs::read_to_string(crate::support::tools::repo_root().join("README.md"))
+        .expect("read README.md");
+    let alerts = readme
+        .split_once("### Alerts")
+        .and_then(|(_, rest)| rest.split_once("```yaml\n"))
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .map(|(block, _)| block)
+        .expect("README has a ```yaml block under ### Alerts");
+    for family in [
+        "hookgate_tls_handshakes_total",
+        "hookgate_requests_total",
+        "hookgate_allowlist_last_success_timestamp_seconds",
+        "hookgate_server_cert_not_after_timestamp_seconds",
+        "hookgate_config_reloads_total",
+    ] {
+        assert!(alerts.contains(family), "no alert on {family}");
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rules = dir.path().join("hookgate-alerts.yml");
+    std::fs::write(&rules, alerts).expect("write rules");
+    let out = Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(&rules)
+        .output()
+        .expect("run promtool");
+    assert!(
+        out.status.success(),
+        "promtool check rules rejected the README alerts:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn open_connections_counts_the_tls_connections_open_now() {
+    let up = Upstream::start();
+    let gate = GateConfig::new(&up.url).start().await;
+    let mut first = gate.h1().await;
+    let reply = first
+        .send(request("POST", "/", &[(HEADER_NAME, HEADER_SECRET)], "{}"))
+        .await;
+    assert_eq!(reply.status, 200);
+    let second = gate.h1().await;
+    gate.expect_metric("hookgate_open_connections", &[], 2.0)
+        .await;
+    drop(first);
+    drop(second);
+    gate.expect_metric("hookgate_open_connections", &[], 0.0)
+        .await;
+}

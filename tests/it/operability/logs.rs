@@ -106,6 +106,7 @@ async fn logs_one_typed_json_line_per_request_and_per_refused_connection_without
     let gate = GateConfig::new(&up.url)
         .set("request.path_prefixes", vec!["/hooks/"])
         .set("request.max_body", 2048)
+        .set("upstream.timeout", "300ms")
         .set("source_ips.allow", vec!["127.0.0.1/32"])
         .set("developer_payload.pointer", "/developerPayload")
         .set_toml(
@@ -150,6 +151,10 @@ async fn logs_one_typed_json_line_per_request_and_per_refused_connection_without
     let r = send("POST", "/hooks/up", HEADER_SECRET, "{}".into()).await;
     assert_eq!(r.status, 502);
     expected.push((r, "POST", "/hooks/up", "upstream_unavailable"));
+    up.set_behavior(Behavior::Delay(Duration::from_secs(1)));
+    let r = send("POST", "/hooks/late", HEADER_SECRET, "{}".into()).await;
+    assert_eq!(r.status, 504);
+    expected.push((r, "POST", "/hooks/late", "upstream_timeout"));
 
     // Connection-level denials: a source outside 127.0.0.1/32, and an unpinned certificate.
     let sock = tokio::net::TcpSocket::new_v4().expect("socket");
@@ -190,8 +195,7 @@ async fn logs_one_typed_json_line_per_request_and_per_refused_connection_without
     }
 
     // Exactly one request line per request: the counters agree, and nothing arrives late.
-    gate.expect_requests("error", "upstream_unavailable", 1.0)
-        .await;
+    gate.expect_requests("error", "upstream_timeout", 1.0).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let request_lines = gate
         .stdout
