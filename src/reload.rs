@@ -97,9 +97,18 @@ pub(crate) fn publish_gauges(gate: &Gate) {
     }
 }
 
-/// The config file and every file it names that SPEC §6 says is watched.
+/// The config file and every file it names that SPEC §6 says is watched, by the config in force
+/// and by the one on disk: after a failed reload the latter may name a file that does not exist
+/// yet (a Kubernetes ConfigMap updated before its Secret), whose arrival must be picked up.
 fn watched_files(snap: &Snapshot, config_path: &Path) -> Vec<PathBuf> {
-    let c = &snap.config;
+    let mut files = named_files(&snap.config, config_path);
+    if let Ok(on_disk) = Config::load(config_path) {
+        files.extend(named_files(&on_disk, config_path));
+    }
+    files
+}
+
+fn named_files(c: &Config, config_path: &Path) -> Vec<PathBuf> {
     let mut files = vec![
         config_path.to_owned(),
         c.resolve_path(&c.tls.cert),
