@@ -159,3 +159,39 @@ async fn an_edited_config_file_is_picked_up_without_a_signal() {
         .assert_error(403, "forbidden");
     assert_eq!(reloads(&gate, "failure").await, 0.0);
 }
+
+#[tokio::test]
+async fn a_file_the_new_config_names_is_picked_up_when_it_appears_after_a_failed_reload() {
+    // Kubernetes updates a ConfigMap and a Secret independently: the config may name a file
+    // before the volume holding it is updated. The reload fails; when the file appears it must
+    // be picked up without a signal.
+    let pki = Pki::get();
+    let up = Upstream::start();
+    let gate = GateConfig::new(&up.url).start().await;
+    edit_config(
+        &gate,
+        &[
+            ("thumbprints.allow", Vec::<String>::new().into()),
+            ("thumbprints.files", vec!["later/pins.txt"].into()),
+        ],
+    );
+    gate.expect_metric_at_least(
+        "hookgate_config_reloads_total",
+        &[("result", "failure")],
+        1.0,
+        PICKUP,
+    )
+    .await;
+    assert_eq!(gate.post("/old-config", "{}", &[]).await.status, 200);
+    std::fs::create_dir(gate.dir().join("later")).expect("create dir");
+    write_atomically(
+        &gate.dir().join("later/pins.txt"),
+        format!("{}\n", pki.other_client.sha256_hex()),
+    );
+    eventually("a reload once the named file exists", PICKUP, || async {
+        reloads(&gate, "success").await >= 1.0
+    })
+    .await;
+    let ok = post_as(&gate, &pki.other_client, HEADER_SECRET, "/new-pin").await;
+    assert_eq!(ok.status, 200);
+}
