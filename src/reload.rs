@@ -55,6 +55,13 @@ pub(crate) fn reload(gate: &Arc<Gate>, config_path: &Path, trigger: &str) -> boo
             {
                 tracing::warn!("listen.address or admin.address changed: the new address takes effect after a restart");
             }
+            if new.config.log_format != old.config.log_format
+                || new.config.log_level != old.config.log_level
+            {
+                tracing::warn!(
+                    "[log] changed: the new format and level take effect after a restart"
+                );
+            }
             for w in &new.warnings {
                 tracing::warn!(detail = %w, "config warning");
             }
