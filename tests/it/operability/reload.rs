@@ -216,3 +216,32 @@ async fn sighup_with_a_new_listen_address_applies_the_rest_and_says_a_restart_is
         "the new address is not bound before a restart"
     );
 }
+
+#[tokio::test]
+async fn sighup_with_a_new_log_section_says_it_waits_for_a_restart_and_keeps_json() {
+    let up = Upstream::start();
+    let gate = GateConfig::new(&up.url).start().await;
+    edit_config(
+        &gate,
+        &[("log.format", "text".into()), ("log.level", "debug".into())],
+    );
+    gate.signal("HUP");
+    gate.expect_metric_at_least(
+        "hookgate_config_reloads_total",
+        &[("result", "success")],
+        1.0,
+        Duration::from_secs(5),
+    )
+    .await;
+    let line = gate
+        .expect_log("the restart notice", |v| {
+            v["msg"]
+                .as_str()
+                .is_some_and(|m| m.contains("restart") && m.contains("log"))
+        })
+        .await;
+    assert_eq!(line["level"], "warn", "{line}");
+    assert_eq!(gate.post("/after", "{}", &[]).await.status, 200);
+    gate.expect_log("the request, still JSON", |v| v["path"] == "/after")
+        .await;
+}
