@@ -15,6 +15,7 @@ use crate::head_inspector::{HeadInspector, Verdicts};
 use crate::identity::ClientIdentity;
 use crate::metrics::{ConnectionResult, HandshakeResult, Reason};
 use crate::proxy_protocol;
+use crate::read_ahead::ReadAhead;
 use crate::snapshot::Snapshot;
 use crate::tls::classify_handshake_error;
 use crate::Gate;
@@ -22,7 +23,6 @@ use crate::Gate;
 /// What every request on one connection shares.
 pub(crate) struct Conn {
     pub gate: Arc<Gate>,
-    pub snapshot: Arc<Snapshot>,
     pub identity: ClientIdentity,
     activity: Activity,
     /// Requests started on this connection, to match `framing` verdicts by index.
@@ -102,8 +102,11 @@ pub(crate) async fn serve(
     metrics.connection(ConnectionResult::Accepted);
     let _open = metrics.open_connection();
 
-    let tls = match tokio::time::timeout(listen.handshake_timeout, snapshot.acceptor.accept(stream))
-        .await
+    let tls = match tokio::time::timeout(
+        listen.handshake_timeout,
+        snapshot.acceptor.accept(ReadAhead::new(stream)),
+    )
+    .await
     {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
@@ -134,7 +137,6 @@ pub(crate) async fn serve(
         framing,
         identity,
         gate: gate.clone(),
-        snapshot: snapshot.clone(),
         activity: Activity {
             opened: Instant::now(),
             in_flight: AtomicUsize::new(0),

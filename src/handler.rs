@@ -17,6 +17,7 @@ use crate::identity::{self, CONTENT_DIGEST, SIGNATURE, SIGNATURE_INPUT, X_REQUES
 use crate::metrics::Reason;
 use crate::policy::{framing, request, Denied};
 use crate::signature::{ContentDigest, Covered};
+use crate::snapshot::Snapshot;
 
 /// What hookgate answers with: the upstream's streamed body or its own small one.
 pub(crate) type Body = Either<Incoming, Full<Bytes>>;
@@ -45,7 +46,10 @@ pub(crate) async fn handle(
     let method = req.method().clone();
     let uri = req.uri().clone();
     let mut upstream_time = None;
-    let result = process(req, conn, &request_id, &mut upstream_time).await;
+    // Request rules come from the snapshot in force now: a reload applies to the next request
+    // even on an open keep-alive connection (the TLS identity stays the connection's).
+    let snap = conn.gate.snapshot.load_full();
+    let result = process(req, conn, &snap, &request_id, &mut upstream_time).await;
     let elapsed = start.elapsed();
     let metrics = &conn.gate.metrics;
 
@@ -58,8 +62,7 @@ pub(crate) async fn handle(
             let mut resp = error_response(d.status(), &request_id);
             match d {
                 Denied::Method => {
-                    resp.headers_mut()
-                        .insert(ALLOW, conn.snapshot.allow.clone());
+                    resp.headers_mut().insert(ALLOW, snap.allow.clone());
                 }
                 Denied::BodyTooLarge => {
                     resp.headers_mut()
@@ -109,14 +112,14 @@ pub(crate) async fn handle(
 async fn process(
     req: Request<Incoming>,
     conn: &Conn,
+    snap: &Snapshot,
     request_id: &HeaderValue,
     upstream_time: &mut Option<Duration>,
 ) -> Result<Response<Incoming>, Failure> {
-    let snap = &conn.snapshot;
     let (mut parts, mut body) = req.into_parts();
 
     let declared = declared_length(&parts.headers);
-    if let Err(denied) = check_head(conn, &parts, declared) {
+    if let Err(denied) = check_head(conn, snap, &parts, declared) {
         linger(body);
         return Err(denied.into());
     }
@@ -196,10 +199,10 @@ async fn process(
 /// Every check that needs only the request head, in SPEC order.
 fn check_head(
     conn: &Conn,
+    snap: &Snapshot,
     parts: &http::request::Parts,
     declared: Option<u64>,
 ) -> Result<(), Denied> {
-    let snap = &conn.snapshot;
     let rules = &snap.config.request;
     if conn.next_request_is_ambiguous() {
         return Err(Denied::BadRequest(

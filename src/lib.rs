@@ -28,6 +28,7 @@ pub(crate) mod logging;
 pub(crate) mod metrics;
 pub(crate) mod policy;
 pub(crate) mod proxy_protocol;
+pub(crate) mod read_ahead;
 pub(crate) mod refresh;
 pub(crate) mod reload;
 pub(crate) mod secret;
