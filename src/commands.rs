@@ -56,10 +56,7 @@ pub fn run(path: &Path, log: &LogOverrides) -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::from(1);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match build_runtime() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -92,6 +89,25 @@ pub(crate) fn init_logging(config: &Config, log: &LogOverrides) -> Result<(), St
     };
     let level = log.level.as_deref().unwrap_or(&config.log_level);
     logging::init(format, level).map_err(|e| e.to_string())
+}
+
+/// One worker thread (`TOKIO_WORKER_THREADS=1`, or one CPU) runs on tokio's current-thread
+/// scheduler, which skips the work-stealing machinery; otherwise one worker per CPU.
+pub(crate) fn build_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let workers = std::env::var("TOKIO_WORKER_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if workers <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .enable_all()
+            .build()
+    }
 }
 
 /// A started gate: its listeners are bound and its tasks spawned.

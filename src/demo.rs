@@ -62,10 +62,7 @@ pub(crate) fn run(config: Option<PathBuf>, log: &LogOverrides) -> ExitCode {
     };
     let key = std::env::var("HOOKGATE_SIGNING_KEY").unwrap_or_default();
     let key_id = snapshot.config.identity.as_ref().map(|i| i.key_id.clone());
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match crate::commands::build_runtime() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");

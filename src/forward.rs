@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, Uri};
-use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::client::legacy::Client;
@@ -20,6 +19,61 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 
 use crate::config::{self, HostMode, UpstreamTarget};
+
+/// A request body as it arrived, chunk by chunk: forwarded without copying it into one buffer
+/// (hyper writes the chunks with one `writev`).
+#[derive(Debug, Default)]
+pub(crate) struct BodyChunks {
+    chunks: std::collections::VecDeque<Bytes>,
+    len: u64,
+}
+
+impl BodyChunks {
+    pub(crate) fn push(&mut self, chunk: Bytes) {
+        self.len += chunk.len() as u64;
+        self.chunks.push_back(chunk);
+    }
+
+    pub(crate) fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// The body in one piece; copies only when it arrived in several chunks.
+    pub(crate) fn contiguous(&self) -> std::borrow::Cow<'_, [u8]> {
+        match self.chunks.len() {
+            0 => std::borrow::Cow::Borrowed(&[]),
+            1 => std::borrow::Cow::Borrowed(&self.chunks[0]),
+            _ => std::borrow::Cow::Owned(
+                self.chunks.iter().flat_map(|c| c.iter().copied()).collect(),
+            ),
+        }
+    }
+}
+
+impl http_body::Body for BodyChunks {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        let next = this.chunks.pop_front();
+        if let Some(c) = &next {
+            this.len -= c.len() as u64;
+        }
+        Poll::Ready(next.map(|c| Ok(http_body::Frame::data(c))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.chunks.is_empty()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.len)
+    }
+}
 
 /// Pooled connections idle longer than this are closed by us first, before common app servers
 /// (Node's 5 s keep-alive, for one) close them under a request in flight.
@@ -35,7 +89,7 @@ pub(crate) enum UpstreamError {
 
 /// The upstream application, as one pooled client.
 pub(crate) struct Upstream {
-    client: Client<Connector, Full<Bytes>>,
+    client: Client<Connector, BodyChunks>,
     /// `http://host:port` (or a fixed name for a Unix socket): the pool key.
     origin: String,
     base: String,
@@ -102,7 +156,7 @@ impl Upstream {
 
     pub(crate) async fn send(
         &self,
-        req: Request<Full<Bytes>>,
+        req: Request<BodyChunks>,
     ) -> Result<Response<Incoming>, UpstreamError> {
         match tokio::time::timeout(self.timeout, self.client.request(req)).await {
             Ok(Ok(resp)) => Ok(resp),

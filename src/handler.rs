@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 use std::time::{Duration, Instant, SystemTime};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::header::{ALLOW, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST};
 use http::{HeaderValue, Method, Request, Response, StatusCode, Version};
 use http_body::Body as _;
@@ -12,7 +12,7 @@ use http_body_util::{BodyExt, Either, Full};
 use hyper::body::Incoming;
 
 use crate::connection::Conn;
-use crate::forward::UpstreamError;
+use crate::forward::{BodyChunks, UpstreamError};
 use crate::identity::{self, CONTENT_DIGEST, SIGNATURE, SIGNATURE_INPUT, X_REQUEST_ID};
 use crate::metrics::Reason;
 use crate::policy::{framing, request, Denied};
@@ -123,7 +123,7 @@ async fn process(
         linger(body);
         return Err(denied.into());
     }
-    let bytes = match read_body(&mut body, snap.config.request.max_body, declared).await {
+    let (body, digest) = match read_body(&mut body, snap.config.request.max_body).await {
         Ok(b) => b,
         Err(denied) => {
             linger(body);
@@ -133,7 +133,7 @@ async fn process(
     let path = parts.uri.path();
     if let Some(rule) = &snap.payload {
         if request::is_under(&rule.path_prefixes, path) {
-            request::check_developer_payload(&rule.pointer, &rule.values, &bytes.0)?;
+            request::check_developer_payload(&rule.pointer, &rule.values, &body.contiguous())?;
         }
     }
 
@@ -159,8 +159,8 @@ async fn process(
         }
         None => {}
     }
-    conn.identity.apply(headers, request_id, bytes.1);
-    headers.insert(CONTENT_LENGTH, HeaderValue::from(bytes.0.len()));
+    conn.identity.apply(headers, request_id, digest);
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
     let forwarded_path;
     if let Some(signer) = &snap.signer {
         forwarded_path = snap.upstream.forwarded_path(path);
@@ -188,10 +188,7 @@ async fn process(
     parts.version = Version::HTTP_11;
 
     let sent = Instant::now();
-    let result = snap
-        .upstream
-        .send(Request::from_parts(parts, Full::new(bytes.0)))
-        .await;
+    let result = snap.upstream.send(Request::from_parts(parts, body)).await;
     *upstream_time = Some(sent.elapsed());
     result.map_err(Failure::Upstream)
 }
@@ -229,38 +226,21 @@ fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
 }
 
 /// Reads the whole body (at most `max` bytes) and its SHA-256 digest in one pass.
-async fn read_body(
-    body: &mut Incoming,
-    max: u64,
-    declared: Option<u64>,
-) -> Result<(Bytes, HeaderValue), Denied> {
+async fn read_body(body: &mut Incoming, max: u64) -> Result<(BodyChunks, HeaderValue), Denied> {
     let mut digest = ContentDigest::new();
-    let mut first: Option<Bytes> = None;
-    let mut buf = BytesMut::new();
-    let mut total: u64 = 0;
+    let mut chunks = BodyChunks::default();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|_| Denied::BadRequest("request body could not be read"))?;
         let Ok(data) = frame.into_data() else {
             continue;
         };
-        total += data.len() as u64;
-        if total > max {
+        if chunks.len() + data.len() as u64 > max {
             return Err(Denied::BodyTooLarge);
         }
         digest.update(&data);
-        // One chunk is kept as is; only a body in several chunks is copied together.
-        match first.take() {
-            None if buf.is_empty() => first = Some(data),
-            None => buf.extend_from_slice(&data),
-            Some(prev) => {
-                buf.reserve(declared.unwrap_or(0).min(max) as usize);
-                buf.extend_from_slice(&prev);
-                buf.extend_from_slice(&data);
-            }
-        }
+        chunks.push(data);
     }
-    let bytes = first.unwrap_or_else(|| buf.freeze());
-    Ok((bytes, digest.finish()))
+    Ok((chunks, digest.finish()))
 }
 
 /// Reads and discards what is left of a body in the background, for a bounded time.
