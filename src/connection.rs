@@ -1,13 +1,15 @@
 //! One client connection after accept: PROXY header (if configured), source-IP check, TLS
 //! handshake under `handshake_timeout`, then HTTP/1.1 or HTTP/2 until idle, closed or drained.
 
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
@@ -80,7 +82,7 @@ pub(crate) async fn serve(
     peer: SocketAddr,
     gate: Arc<Gate>,
     snapshot: Arc<Snapshot>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
     let listen = &snapshot.config.listen;
     let metrics = &gate.metrics;
@@ -127,14 +129,11 @@ pub(crate) async fn serve(
         return;
     };
     let identity = ClientIdentity::new(client_ip, leaf);
+    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
     let framing = Verdicts::new();
-    let mut io = HeadInspector::new(tls, framing.clone());
-    if io.get_ref().get_ref().1.alpn_protocol() == Some(b"h2") {
-        io.disable();
-    }
     let conn = Arc::new(Conn {
         requests: AtomicU64::new(0),
-        framing,
+        framing: framing.clone(),
         identity,
         gate: gate.clone(),
         activity: Activity {
@@ -143,23 +142,62 @@ pub(crate) async fn serve(
             last_done_ms: AtomicU64::new(0),
         },
     });
-
     let service = {
         let conn = conn.clone();
         hyper::service::service_fn(move |req| {
             let conn = conn.clone();
-            async move {
+            // Boxed: hyper keeps a slot sized for this future in every connection.
+            Box::pin(async move {
                 let _busy = InFlight::start(&conn.activity);
                 crate::handler::handle(req, &conn).await
-            }
+            })
         })
     };
-    let builder = http_builder(&snapshot);
-    let http = builder.serve_connection(TokioIo::new(io), service);
-    tokio::pin!(http);
-    // Idle: no request in flight for idle_timeout. HTTP/1.1 also has hyper's header_timeout,
-    // which runs from the end of the handshake and from the end of each response.
-    let idle_limit = listen.idle_timeout;
+    // ALPN decides the protocol (RFC 9113 §3.2: h2 over TLS is negotiated, never guessed).
+    if h2 {
+        let http = http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(128)
+            .max_header_list_size(64 * 1024)
+            .serve_connection(TokioIo::new(tls), service);
+        // Boxed so the far more common HTTP/1.1 connection task is not sized for HTTP/2.
+        let mut http = Box::pin(http);
+        drive(
+            http.as_mut(),
+            |c| c.graceful_shutdown(),
+            &conn,
+            shutdown,
+            listen.idle_timeout,
+        )
+        .await;
+    } else {
+        let http = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(listen.header_timeout)
+            .keep_alive(true)
+            .serve_connection(TokioIo::new(HeadInspector::new(tls, framing)), service);
+        let http = std::pin::pin!(http);
+        drive(
+            http,
+            |c| c.graceful_shutdown(),
+            &conn,
+            shutdown,
+            listen.idle_timeout,
+        )
+        .await;
+    }
+}
+
+/// Serves until the connection ends; closes it gracefully when the process drains or when no
+/// request has been in flight for `idle_limit` (HTTP/1.1 also has hyper's header_timeout, which
+/// runs from the end of the handshake and from the end of each response).
+async fn drive<F: Future<Output = hyper::Result<()>>>(
+    mut http: Pin<&mut F>,
+    graceful_shutdown: impl Fn(Pin<&mut F>),
+    conn: &Conn,
+    mut shutdown: watch::Receiver<bool>,
+    idle_limit: Duration,
+) {
     let mut closing = false;
     loop {
         let check_in = conn
@@ -169,17 +207,17 @@ pub(crate) async fn serve(
         tokio::select! {
             result = http.as_mut() => {
                 if let Err(e) = result {
-                    connection_error(&conn, &*e);
+                    connection_error(conn, &e);
                 }
                 break;
             }
             _ = shutdown.changed(), if !closing => {
-                http.as_mut().graceful_shutdown();
+                graceful_shutdown(http.as_mut());
                 closing = true;
             }
             _ = tokio::time::sleep(check_in.max(Duration::from_millis(10))), if !closing => {
                 if conn.activity.idle_for().is_some_and(|idle| idle >= idle_limit) {
-                    http.as_mut().graceful_shutdown();
+                    graceful_shutdown(http.as_mut());
                     closing = true;
                 }
             }
@@ -187,26 +225,10 @@ pub(crate) async fn serve(
     }
 }
 
-fn http_builder(snapshot: &Snapshot) -> auto::Builder<TokioExecutor> {
-    let listen = &snapshot.config.listen;
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(listen.header_timeout)
-        .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(128)
-        .max_header_list_size(64 * 1024);
-    builder
-}
-
 /// A connection-level HTTP error: unparsable requests count as `bad_request`.
-fn connection_error(conn: &Conn, e: &(dyn std::error::Error + 'static)) {
+fn connection_error(conn: &Conn, h: &hyper::Error) {
     let ip = conn.identity.client_ip;
-    if let Some(h) = e.downcast_ref::<hyper::Error>() {
+    {
         if h.is_parse() || h.is_parse_status() {
             conn.gate
                 .metrics
@@ -219,7 +241,7 @@ fn connection_error(conn: &Conn, e: &(dyn std::error::Error + 'static)) {
             return;
         }
     }
-    tracing::debug!(client_ip = %ip, detail = %e, "connection ended with an error");
+    tracing::debug!(client_ip = %ip, detail = %h, "connection ended with an error");
 }
 
 async fn read_proxy(

@@ -74,15 +74,6 @@ impl<S> HeadInspector<S> {
         }
     }
 
-    pub(crate) fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// For HTTP/2 (ALPN `h2`): nothing to inspect, framing is binary and unambiguous.
-    pub(crate) fn disable(&mut self) {
-        self.state = State::Done;
-    }
-
     fn inspect(&mut self, mut data: &[u8]) {
         while !data.is_empty() {
             let used = match self.state {
