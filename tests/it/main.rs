@@ -7,3 +7,5 @@ mod support;
 mod gate;
 mod identity;
 mod operability;
+mod proxy_protocol;
+mod remote;

@@ -7,6 +7,10 @@
 //! - [`upstream`]: a recording HTTP/1.1 upstream that can respond, delay or close.
 //! - [`client`]: the TLS client (any cert, mismatched key), HTTP/1.1, HTTP/2 and raw requests.
 //! - [`admin`]: `/readyz`, `/metrics` scrapes and a Prometheus sample lookup.
+//! - [`list_server`]: an HTTPS remote allow-list endpoint (own CA for `url_ca`) whose replies
+//!   the test switches: any body shape, HTTP errors, hangs, an untrusted certificate; ETag/304.
+//! - [`proxy`]: PROXY v1/v2 headers, a raw ClientHello, "closed without a byte", real HAProxy.
+//! - [`unready`]: a hookgate expected to stay unready (`/readyz` 503), and `hookgate check`.
 //! - [`tools`]: `curl`, `python3` and the Python RFC 9421 verifying upstream (fail if missing).
 //!
 //! A typical test:
@@ -33,8 +37,11 @@
 pub mod admin;
 pub mod client;
 pub mod hookgate;
+pub mod list_server;
 pub mod pki;
+pub mod proxy;
 pub mod tools;
+pub mod unready;
 pub mod upstream;
 
 pub use client::{request, Reply, TlsClient, H1, H2};
