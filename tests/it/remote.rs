@@ -235,36 +235,34 @@ async fn source_ranges_fetched_from_the_url_decide_before_tls() {
 async fn failed_refreshes_never_empty_or_shrink_the_list_in_force() {
     let pki = Pki::get();
     let good = json!([pki.client.sha256_hex()]);
-    let server = ListServer::start(ListReply::json(good));
+    let server = ListServer::start(ListReply::json(good.clone()));
     let up = Upstream::start();
     let gate = url_only(&up, &server, "thumbprints").start().await;
     assert_admitted(&gate, "after the good fetch").await;
 
-    let failures: [(&str, Box<dyn Fn(&ListServer)>); 4] = [
-        ("an HTTP 500", Box::new(|s| s.set(ListReply::status(500)))),
+    // (what, reply, whether the server presents the certificate url_ca trusts)
+    let failures = [
+        ("an HTTP 500", ListReply::status(500), true),
         (
             "a 200 error page with no valid entry",
-            Box::new(|s| {
-                s.set(ListReply::text(
-                    "<html><body>Service Unavailable</body></html>\n",
-                ))
-            }),
+            ListReply::text("<html><body>Service Unavailable</body></html>\n"),
+            true,
         ),
         (
             "a JSON body whose entries all fail to parse",
-            Box::new(|s| s.set(ListReply::json(json!({"certificates": ["zz", 42, "abc"]})))),
+            ListReply::json(json!({"certificates": ["zz", 42, "abc"]})),
+            true,
         ),
         (
             "a server certificate url_ca does not trust",
-            Box::new(|s| {
-                s.set(ListReply::json(json!([Pki::get().client.sha256_hex()])));
-                s.use_trusted_cert(false);
-            }),
+            ListReply::json(good.clone()),
+            false,
         ),
     ];
-    for (what, fail) in failures {
+    for (what, reply, trusted) in failures {
         let before = refreshes(&gate, "thumbprints", "failure").await;
-        fail(&server);
+        server.set(reply);
+        server.use_trusted_cert(trusted);
         // Two failures: the second one surely fetched after the switch.
         expect_more_refreshes(&gate, "thumbprints", "failure", before, 2.0).await;
         assert_admitted(&gate, &format!("after {what}")).await;
