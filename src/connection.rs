@@ -34,10 +34,11 @@ pub(crate) struct Conn {
 
 impl Conn {
     /// Called once per request, in arrival order (HTTP/1.1 serves one request at a time).
-    /// True when its raw head had both Content-Length and Transfer-Encoding.
-    pub(crate) fn next_request_is_ambiguous(&self) -> bool {
+    /// Why its raw head must be refused (both Content-Length and Transfer-Encoding, or framing
+    /// the inspector could not follow), if it must.
+    pub(crate) fn next_request_framing_refusal(&self) -> Option<&'static str> {
         let index = self.requests.fetch_add(1, Ordering::AcqRel);
-        self.framing.is_ambiguous(index)
+        self.framing.refusal(index)
     }
 }
 

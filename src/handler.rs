@@ -132,7 +132,7 @@ async fn process(
     };
     let path = parts.uri.path();
     if let Some(rule) = &snap.payload {
-        if request::is_under(&rule.path_prefixes, path) {
+        if request::is_under_any_spelling(&rule.path_prefixes, path) {
             request::check_developer_payload(&rule.pointer, &rule.values, &body.contiguous())?;
         }
     }
@@ -201,10 +201,8 @@ fn check_head(
     declared: Option<u64>,
 ) -> Result<(), Denied> {
     let rules = &snap.config.request;
-    if conn.next_request_is_ambiguous() {
-        return Err(Denied::BadRequest(
-            "Content-Length together with Transfer-Encoding",
-        ));
+    if let Some(why) = conn.next_request_framing_refusal() {
+        return Err(Denied::BadRequest(why));
     }
     framing::check_framing(&parts.headers)?;
     if parts.method != Method::CONNECT {

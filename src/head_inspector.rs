@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// Heads longer than this are left to hyper (which refuses them); inspection stops.
+/// A head (or chunk line) longer than this is not followed: the connection fails closed.
 const MAX_HEAD: usize = 64 * 1024;
 const MAX_HEADERS: usize = 128;
 const NONE: u64 = u64::MAX;
@@ -23,17 +23,32 @@ pub(crate) struct Verdicts {
     /// Index (0-based, in arrival order) of the first request with Content-Length and
     /// Transfer-Encoding. hyper closes the connection after such a request, so one is enough.
     ambiguous: AtomicU64,
+    /// From this request index on, the framing could not be followed (a head or chunk line
+    /// that does not parse or is too long): fail closed, refuse every such request.
+    lost_from: AtomicU64,
 }
 
 impl Verdicts {
     pub(crate) fn new() -> Arc<Self> {
         Arc::new(Verdicts {
             ambiguous: AtomicU64::new(NONE),
+            lost_from: AtomicU64::new(NONE),
         })
     }
 
-    pub(crate) fn is_ambiguous(&self, request_index: u64) -> bool {
-        self.ambiguous.load(Ordering::Acquire) == request_index
+    /// Why the request with this index must be refused, if it must.
+    pub(crate) fn refusal(&self, request_index: u64) -> Option<&'static str> {
+        if self.ambiguous.load(Ordering::Acquire) == request_index {
+            Some("Content-Length together with Transfer-Encoding")
+        } else if request_index >= self.lost_from.load(Ordering::Acquire) {
+            Some("HTTP/1.1 framing that hookgate cannot follow")
+        } else {
+            None
+        }
+    }
+
+    fn lose_from(&self, request_index: u64) {
+        self.lost_from.fetch_min(request_index, Ordering::AcqRel);
     }
 }
 
@@ -49,7 +64,7 @@ enum State {
     ChunkData(u64),
     /// Trailer lines after the last chunk, up to an empty line.
     Trailers,
-    /// Not HTTP/1.x, an upgrade, or something hyper refuses anyway: stop looking.
+    /// Framing not followed any further (recorded in `Verdicts::lost_from`).
     Done,
 }
 
@@ -92,6 +107,11 @@ impl<S> HeadInspector<S> {
                 State::ChunkSize | State::Trailers => self.take_line(data),
             };
             data = &data[used..];
+            if self.state == State::Done {
+                // Fail closed: nothing from here on can be checked, so nothing is admitted.
+                self.verdicts.lose_from(self.requests);
+                return;
+            }
         }
     }
 
@@ -108,7 +128,7 @@ impl<S> HeadInspector<S> {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut req = httparse::Request::new(&mut headers);
         let next = match req.parse(buf) {
-            Ok(httparse::Status::Complete(len)) => {
+            Ok(httparse::Status::Complete(len)) if len <= MAX_HEAD => {
                 let next = on_head(&mut self.requests, &self.verdicts, &req);
                 self.pending.clear();
                 self.state = next;
@@ -163,7 +183,10 @@ fn on_head(requests: &mut u64, verdicts: &Verdicts, req: &httparse::Request<'_, 
                 .and_then(|v| v.trim().parse::<u64>().ok())
             {
                 Some(n) => length = Some(n),
-                None => return State::Done, // hyper refuses it
+                None => {
+                    verdicts.lose_from(index);
+                    return State::Done;
+                }
             }
         }
     }
@@ -173,15 +196,14 @@ fn on_head(requests: &mut u64, verdicts: &Verdicts, req: &httparse::Request<'_, 
                 .ambiguous
                 .compare_exchange(NONE, index, Ordering::AcqRel, Ordering::Acquire);
     }
-    let upgrade = req.method == Some("CONNECT")
-        || req
-            .headers
-            .iter()
-            .any(|h| h.name.eq_ignore_ascii_case("upgrade"));
+    // hookgate serves no upgrades (no `with_upgrades`): an `Upgrade` or CONNECT request is an
+    // ordinary request to hyper, and the next head follows its body like any other.
     match (te_chunked, length) {
-        _ if upgrade => State::Done,
         (Some(true), _) => State::ChunkSize,
-        (Some(false), _) => State::Done,
+        (Some(false), _) => {
+            verdicts.lose_from(index);
+            State::Done
+        }
         (None, Some(n)) if n > 0 => State::Body(n),
         _ => State::Head,
     }
@@ -311,11 +333,11 @@ mod tests {
     }
 
     #[test]
-    fn stops_at_http2_upgrades_and_oversized_heads() {
+    fn fails_closed_on_http2_prefaces_and_oversized_heads() {
         assert_eq!(run(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 4).2, State::Done);
         assert_eq!(
             run(b"GET / HTTP/1.1\r\nUpgrade: websocket\r\n\r\n", 4).2,
-            State::Done
+            State::Head
         );
         let huge = [
             b"GET / HTTP/1.1\r\nX: ".as_slice(),
@@ -329,5 +351,54 @@ mod tests {
     fn bare_lf_line_endings_are_followed_like_hyper_does() {
         let stream = b"POST /a HTTP/1.1\nTransfer-Encoding: chunked\n\n3\nabc\n0\n\nPOST /b HTTP/1.1\nContent-Length: 1\nTransfer-Encoding: chunked\n\n0\n\n";
         assert_eq!(run(stream, 2), (1, 2, State::Head));
+    }
+}
+
+#[cfg(test)]
+mod fail_closed_tests {
+    use super::*;
+
+    fn verdicts_after(input: &[u8], step: usize) -> Arc<Verdicts> {
+        let verdicts = Verdicts::new();
+        let mut i = HeadInspector::new((), verdicts.clone());
+        for piece in input.chunks(step) {
+            i.inspect(piece);
+        }
+        verdicts
+    }
+
+    #[test]
+    fn an_upgrade_request_does_not_hide_a_later_ambiguous_one() {
+        let v = verdicts_after(
+            b"POST /a HTTP/1.1\r\nUpgrade: foo\r\nContent-Length: 2\r\n\r\nokPOST /b HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n",
+            7,
+        );
+        assert_eq!(v.refusal(0), None);
+        assert!(v.refusal(1).is_some());
+    }
+
+    #[test]
+    fn an_oversized_head_and_everything_after_it_is_refused() {
+        let big = [
+            b"GET /ok HTTP/1.1\r\n\r\n".as_slice(),
+            b"GET / HTTP/1.1\r\nX: ",
+            &vec![b'a'; MAX_HEAD + 10],
+            b"\r\n\r\n",
+        ]
+        .concat();
+        let v = verdicts_after(&big, 4096);
+        assert_eq!(v.refusal(0), None);
+        assert!(v.refusal(1).is_some());
+        assert!(v.refusal(7).is_some());
+    }
+
+    #[test]
+    fn a_bad_chunk_size_refuses_what_follows() {
+        let v = verdicts_after(
+            b"POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            3,
+        );
+        assert_eq!(v.refusal(0), None);
+        assert!(v.refusal(1).is_some());
     }
 }

@@ -274,7 +274,7 @@ pub mod bench_api {
                     _ => break,
                 }
             }
-            verdicts.is_ambiguous(0)
+            verdicts.refusal(0).is_some()
         }
     }
 }

@@ -33,8 +33,11 @@ fn parse_length(v: &[u8]) -> Result<u64, Denied> {
     Ok(v.iter().fold(0, |n, d| n * 10 + u64::from(d - b'0')))
 }
 
-/// A `.` or `..` segment, also percent-encoded (`%2e`), or hidden behind an encoded slash or
-/// backslash (`..%2f`, `..\`), which an upstream that decodes before normalising would follow.
+/// A `.` or `..` segment, also percent-encoded (`%2e`), hidden behind an encoded slash or
+/// backslash (`..%2f`, `..\`) or a path parameter (`..;x`, which Tomcat and Spring read as
+/// `..`), which an upstream that decodes before normalising would follow. Double encoding
+/// (`%25`) and bytes that do not decode to UTF-8 (overlong `%c0%ae`) are refused too: no
+/// webhook needs them, and upstreams disagree on what they mean.
 pub(crate) fn check_path(path: &str) -> Result<(), Denied> {
     if !path.starts_with('/') {
         return Err(Denied::BadRequest("request target is not an absolute path"));
@@ -43,8 +46,15 @@ pub(crate) fn check_path(path: &str) -> Result<(), Denied> {
     for segment in path.split('/') {
         decoded.clear();
         percent_decode(segment.as_bytes(), &mut decoded)?;
+        if segment.contains("%25") {
+            return Err(Denied::BadRequest("double percent-encoding in path"));
+        }
+        if std::str::from_utf8(&decoded).is_err() {
+            return Err(Denied::BadRequest("path does not decode to UTF-8"));
+        }
         for part in decoded.split(|&b| b == b'/' || b == b'\\') {
-            if part == b"." || part == b".." {
+            let name = part.split(|&b| b == b';').next().unwrap_or_default();
+            if name == b"." || name == b".." {
                 return Err(Denied::BadRequest("dot segment in path"));
             }
         }
@@ -142,6 +152,11 @@ mod tests {
             "/a/%zz",
             "/a/%2",
             "/a%00b",
+            "/a/..;/b",
+            "/a/%2e%2e;x/b",
+            "/a/.;x",
+            "/a/%252e%252e/b",
+            "/a/%c0%ae%c0%ae/b",
         ] {
             assert!(check_path(bad).is_err(), "{bad}");
         }
