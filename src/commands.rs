@@ -150,6 +150,7 @@ pub(crate) async fn start(snapshot: Snapshot, config_path: PathBuf) -> Result<Ru
         draining: AtomicBool::new(false),
         remote: Mutex::new(RemoteEntries::default()),
         remote_tasks: Mutex::new(Default::default()),
+        generation: watch::Sender::new(0),
     });
     crate::refresh::sync(&gate);
     reload::publish_gauges(&gate);

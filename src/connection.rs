@@ -33,6 +33,18 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
+    /// Whether the lists in force now still admit this connection's certificate and address.
+    fn is_still_admitted(&self) -> bool {
+        let snap = self.gate.snapshot.load();
+        let id = &self.identity;
+        let pinned = snap.pins.as_ref().map_or(true, |l| {
+            l.live
+                .load()
+                .is_pinned_digests(&id.leaf_sha256, id.leaf_sha1.as_ref())
+        });
+        pinned && is_allowed_source(&snap, id.client_ip)
+    }
+
     /// Called once per request, in arrival order (HTTP/1.1 serves one request at a time).
     /// Why its raw head must be refused (both Content-Length and Transfer-Encoding, or framing
     /// the inspector could not follow), if it must.
@@ -129,7 +141,11 @@ pub(crate) async fn serve(
         // Unreachable: the verifier makes a certificate mandatory. Fail closed anyway.
         return;
     };
-    let identity = ClientIdentity::new(client_ip, leaf);
+    let with_sha1 = snapshot
+        .pins
+        .as_ref()
+        .is_some_and(|l| l.live.load().has_sha1());
+    let identity = ClientIdentity::new(client_ip, leaf, with_sha1);
     let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
     let framing = Verdicts::new();
     let conn = Arc::new(Conn {
@@ -158,7 +174,8 @@ pub(crate) async fn serve(
     if h2 {
         let http = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
-            .max_concurrent_streams(128)
+            // Each stream may buffer up to max_body: keep the per-connection total modest.
+            .max_concurrent_streams(16)
             .max_header_list_size(64 * 1024)
             .serve_connection(TokioIo::new(tls), service);
         // Boxed so the far more common HTTP/1.1 connection task is not sized for HTTP/2.
@@ -199,12 +216,19 @@ async fn drive<F: Future<Output = hyper::Result<()>>>(
     mut shutdown: watch::Receiver<bool>,
     idle_limit: Duration,
 ) {
-    let mut closing = false;
+    let mut generation = conn.gate.generation.subscribe();
+    // Once closing, the peer gets `idle_limit` to finish (an HTTP/2 peer that never answers
+    // the GOAWAY ping must not keep the connection); a drain is bounded by shutdown_grace.
+    let mut close_by: Option<tokio::time::Instant> = None;
     loop {
         let check_in = conn
             .activity
             .idle_for()
             .map_or(idle_limit, |idle| idle_limit.saturating_sub(idle));
+        let close = |http: Pin<&mut F>, close_by: &mut Option<tokio::time::Instant>| {
+            graceful_shutdown(http);
+            *close_by = Some(tokio::time::Instant::now() + idle_limit);
+        };
         tokio::select! {
             result = http.as_mut() => {
                 if let Err(e) = result {
@@ -212,16 +236,21 @@ async fn drive<F: Future<Output = hyper::Result<()>>>(
                 }
                 break;
             }
-            _ = shutdown.changed(), if !closing => {
-                graceful_shutdown(http.as_mut());
-                closing = true;
-            }
-            _ = tokio::time::sleep(check_in.max(Duration::from_millis(10))), if !closing => {
+            _ = shutdown.changed(), if close_by.is_none() => close(http.as_mut(), &mut close_by),
+            _ = tokio::time::sleep(check_in.max(Duration::from_millis(10))), if close_by.is_none() => {
                 if conn.activity.idle_for().is_some_and(|idle| idle >= idle_limit) {
-                    graceful_shutdown(http.as_mut());
-                    closing = true;
+                    close(http.as_mut(), &mut close_by);
                 }
             }
+            // A reload or list refresh may have removed this client's pin or address.
+            _ = generation.changed(), if close_by.is_none() => {
+                if !conn.is_still_admitted() {
+                    tracing::warn!(client_ip = %conn.identity.client_ip, reason = "no_longer_admitted",
+                        "closing a connection whose client certificate or address is no longer allowed");
+                    close(http.as_mut(), &mut close_by);
+                }
+            }
+            _ = tokio::time::sleep_until(close_by.unwrap_or_else(tokio::time::Instant::now)), if close_by.is_some() => break,
         }
     }
 }

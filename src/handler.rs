@@ -64,7 +64,7 @@ pub(crate) async fn handle(
                 Denied::Method => {
                     resp.headers_mut().insert(ALLOW, snap.allow.clone());
                 }
-                Denied::BodyTooLarge => {
+                Denied::BodyTooLarge | Denied::BodyTimeout => {
                     resp.headers_mut()
                         .insert(CONNECTION, HeaderValue::from_static("close"));
                 }
@@ -123,7 +123,13 @@ async fn process(
         linger(body);
         return Err(denied.into());
     }
-    let (body, digest) = match read_body(&mut body, snap.config.request.max_body).await {
+    let (body, digest) = match read_body(
+        &mut body,
+        snap.config.request.max_body,
+        snap.config.listen.header_timeout,
+    )
+    .await
+    {
         Ok(b) => b,
         Err(denied) => {
             linger(body);
@@ -205,6 +211,7 @@ fn check_head(
         return Err(Denied::BadRequest(why));
     }
     framing::check_framing(&parts.headers)?;
+    framing::check_authority(parts.uri.authority(), &parts.headers)?;
     if parts.method != Method::CONNECT {
         framing::check_path(parts.uri.path())?;
     }
@@ -224,10 +231,19 @@ fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
 }
 
 /// Reads the whole body (at most `max` bytes) and its SHA-256 digest in one pass.
-async fn read_body(body: &mut Incoming, max: u64) -> Result<(BodyChunks, HeaderValue), Denied> {
+/// Each part of the body must arrive within `stall` (the `header_timeout`): a client that stops
+/// sending mid-body must not hold its connection, and its slot, forever.
+async fn read_body(
+    body: &mut Incoming,
+    max: u64,
+    stall: Duration,
+) -> Result<(BodyChunks, HeaderValue), Denied> {
     let mut digest = ContentDigest::new();
     let mut chunks = BodyChunks::default();
-    while let Some(frame) = body.frame().await {
+    while let Some(frame) = tokio::time::timeout(stall, body.frame())
+        .await
+        .map_err(|_| Denied::BodyTimeout)?
+    {
         let frame = frame.map_err(|_| Denied::BadRequest("request body could not be read"))?;
         let Ok(data) = frame.into_data() else {
             continue;
@@ -259,6 +275,7 @@ fn error_response(status: StatusCode, request_id: &HeaderValue) -> Response<Body
         StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
         StatusCode::FORBIDDEN => "forbidden",
         StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::REQUEST_TIMEOUT => "request_timeout",
         StatusCode::GATEWAY_TIMEOUT => "upstream_timeout",
         _ => "upstream_unavailable",
     };

@@ -65,6 +65,22 @@ pub(crate) fn strip_inbound(headers: &mut HeaderMap) {
     for name in &SPOOFABLE {
         headers.remove(name);
     }
+    // CGI/WSGI-style upstreams read `X_Forwarded_For` as `X-Forwarded-For`: drop such twins.
+    let twins: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| k.as_str().contains('_'))
+        .filter(|k| {
+            let dashed = k.as_str().replace('_', "-");
+            SPOOFABLE
+                .iter()
+                .chain(HOP_BY_HOP.iter())
+                .any(|n| n.as_str() == dashed)
+        })
+        .cloned()
+        .collect();
+    for name in twins {
+        headers.remove(name);
+    }
 }
 
 /// Removes `Connection`, every header it names, and the fixed hop-by-hop set.
@@ -85,6 +101,9 @@ pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
 #[derive(Clone, Debug)]
 pub(crate) struct ClientIdentity {
     pub client_ip: IpAddr,
+    /// Digests of the leaf, to re-check pins after a reload without keeping the certificate.
+    pub leaf_sha256: [u8; 32],
+    pub leaf_sha1: Option<[u8; 20]>,
     pub forwarded_for: HeaderValue,
     pub forwarded: HeaderValue,
     pub client_cert: HeaderValue,
@@ -92,7 +111,9 @@ pub(crate) struct ClientIdentity {
 }
 
 impl ClientIdentity {
-    pub(crate) fn new(client_ip: IpAddr, leaf_der: &[u8]) -> Self {
+    /// `with_sha1`: compute the leaf's SHA-1 too (only worth it when SHA-1 pins exist).
+    pub(crate) fn new(client_ip: IpAddr, leaf_der: &[u8], with_sha1: bool) -> Self {
+        let leaf_sha256 = sha256(leaf_der);
         let ip = canonical(client_ip);
         let forwarded = match ip {
             IpAddr::V4(v4) => format!("for={v4};proto=https"),
@@ -104,10 +125,12 @@ impl ClientIdentity {
         );
         ClientIdentity {
             client_ip: ip,
+            leaf_sha256,
+            leaf_sha1: with_sha1.then(|| crate::allowlist::thumbprint::sha1(leaf_der)),
             forwarded_for: value(ip.to_string()),
             forwarded: value(forwarded),
             client_cert: value(cert),
-            cert_sha256: value(hex(&sha256(leaf_der))),
+            cert_sha256: value(hex(&leaf_sha256)),
         }
     }
 
@@ -152,6 +175,8 @@ mod tests {
             ("x-client-cert-sha256", "forged"),
             ("signature", "hookgate=:AAAA:"),
             ("x-real-ip", "1.2.3.4"),
+            ("x_forwarded_for", "203.0.113.66"),
+            ("client_cert", ":Zm9yZ2Vk:"),
             ("content-type", "application/json"),
         ] {
             h.append(HeaderName::from_static(k), HeaderValue::from_static(v));
@@ -163,10 +188,10 @@ mod tests {
 
     #[test]
     fn ipv4_mapped_clients_are_reported_as_ipv4_and_ipv6_is_bracketed() {
-        let v4 = ClientIdentity::new("::ffff:203.0.113.7".parse().expect("ip"), b"der");
+        let v4 = ClientIdentity::new("::ffff:203.0.113.7".parse().expect("ip"), b"der", false);
         assert_eq!(v4.forwarded_for, "203.0.113.7");
         assert_eq!(v4.forwarded, "for=203.0.113.7;proto=https");
-        let v6 = ClientIdentity::new("2001:db8::1".parse().expect("ip"), b"der");
+        let v6 = ClientIdentity::new("2001:db8::1".parse().expect("ip"), b"der", true);
         assert_eq!(v6.forwarded, "for=\"[2001:db8::1]\";proto=https");
         assert_eq!(v6.client_cert, ":ZGVy:");
         assert_eq!(v6.cert_sha256.len(), 64);

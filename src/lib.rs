@@ -53,6 +53,9 @@ pub(crate) struct Gate {
     pub draining: AtomicBool,
     /// The last good remote allow-list entries, kept across reloads.
     pub remote: Mutex<RemoteEntries>,
+    /// Bumped whenever the snapshot or a merged allow list changes, so open connections
+    /// re-check that their client is still admitted.
+    pub generation: tokio::sync::watch::Sender<u64>,
     /// The refresh tasks of the remote allow lists.
     pub remote_tasks: Mutex<refresh::RemoteTasks>,
 }
@@ -187,7 +190,7 @@ pub mod bench_api {
 
     impl ClientIdentity {
         pub fn new(client_ip: IpAddr, leaf_der: &[u8]) -> Self {
-            ClientIdentity(identity::ClientIdentity::new(client_ip, leaf_der))
+            ClientIdentity(identity::ClientIdentity::new(client_ip, leaf_der, false))
         }
 
         pub fn apply(

@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::watch;
 
+use crate::allowlist::remote::loggable_url;
 use crate::config::{Config, UpstreamTarget};
 use crate::metrics::ListKind;
 use crate::snapshot::Snapshot;
@@ -92,6 +93,7 @@ pub(crate) fn reload(gate: &Arc<Gate>, config_path: &Path, trigger: &str) -> boo
 
 /// Gauges that follow the snapshot in force.
 pub(crate) fn publish_gauges(gate: &Gate) {
+    gate.generation.send_modify(|g| *g += 1);
     let snap = gate.snapshot.load();
     gate.metrics.set_server_cert_not_after(snap.cert_not_after);
     if let Some(l) = &snap.pins {
@@ -182,7 +184,11 @@ pub(crate) fn summary(snap: &Snapshot) -> String {
                 "thumbprints: {} pinned{}",
                 p.live.load().len(),
                 remote
-                    .map(|r| format!(" + refreshed from {} every {:?}", r.url, r.refresh))
+                    .map(|r| format!(
+                        " + refreshed from {} every {:?}",
+                        loggable_url(&r.url),
+                        r.refresh
+                    ))
                     .unwrap_or_default()
             );
         }
@@ -211,7 +217,11 @@ pub(crate) fn summary(snap: &Snapshot) -> String {
                 "source_ips: {} ranges{}",
                 l.live.load().len(),
                 remote
-                    .map(|r| format!(" + refreshed from {} every {:?}", r.url, r.refresh))
+                    .map(|r| format!(
+                        " + refreshed from {} every {:?}",
+                        loggable_url(&r.url),
+                        r.refresh
+                    ))
                     .unwrap_or_default()
             );
         }

@@ -120,6 +120,21 @@ impl PinSet {
         self.len() == 0
     }
 
+    /// The same as `is_pinned` from digests computed earlier; a missing SHA-1 never matches.
+    pub(crate) fn is_pinned_digests(
+        &self,
+        leaf_sha256: &[u8; 32],
+        leaf_sha1: Option<&[u8; 20]>,
+    ) -> bool {
+        self.sha256.binary_search(leaf_sha256).is_ok()
+            || leaf_sha1.is_some_and(|d| self.sha1.binary_search(d).is_ok())
+    }
+
+    /// Whether any SHA-1 pin exists (then the leaf's SHA-1 is worth keeping).
+    pub(crate) fn has_sha1(&self) -> bool {
+        !self.sha1.is_empty()
+    }
+
     /// Both thumbprints of the leaf are tried; SHA-1 is only computed when a SHA-1 pin exists.
     pub(crate) fn is_pinned(&self, leaf_sha256: &[u8; 32], leaf_der: &[u8]) -> bool {
         self.sha256.binary_search(leaf_sha256).is_ok()

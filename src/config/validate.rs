@@ -47,7 +47,7 @@ pub(super) fn list<T: Copy>(
         let url: http::Uri = raw.url.parse().map_err(|e| {
             cfg.error(
                 &format!("{section}.url"),
-                format!("{:?} is not a URL: {e}", raw.url),
+                format!("{:?} is not a URL: {e}", without_query(&raw.url)),
             )
         })?;
         if url.scheme_str() != Some("https") || url.host().is_none() {
@@ -55,7 +55,7 @@ pub(super) fn list<T: Copy>(
                 &format!("{section}.url"),
                 format!(
                     "{:?} must be an https:// URL (allow lists are never fetched in clear text)",
-                    raw.url
+                    without_query(&raw.url)
                 ),
             ));
         }
@@ -241,6 +241,14 @@ pub(super) fn key_id(cfg: &Config, id: &str) -> Result<(), ConfigError> {
         ));
     }
     Ok(())
+}
+
+/// A URL for an error message: a query may hold a token, so it is not shown.
+fn without_query(url: &str) -> String {
+    match url.split_once('?') {
+        Some((base, _)) => format!("{base}?<redacted>"),
+        None => url.to_owned(),
+    }
 }
 
 fn non_empty(p: PathBuf) -> Option<PathBuf> {

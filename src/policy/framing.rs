@@ -33,6 +33,27 @@ fn parse_length(v: &[u8]) -> Result<u64, Denied> {
     Ok(v.iter().fold(0, |n, d| n * 10 + u64::from(d - b'0')))
 }
 
+/// A Host header that disagrees with the request target's authority (HTTP/2 `:authority`, or an
+/// HTTP/1.1 absolute-form target) is ambiguous (RFC 9113 §8.3.1): which one would the upstream use?
+pub(crate) fn check_authority(
+    authority: Option<&http::uri::Authority>,
+    headers: &HeaderMap,
+) -> Result<(), Denied> {
+    let (Some(authority), Some(host)) = (authority, headers.get(http::header::HOST)) else {
+        return Ok(());
+    };
+    if host
+        .as_bytes()
+        .eq_ignore_ascii_case(authority.as_str().as_bytes())
+    {
+        Ok(())
+    } else {
+        Err(Denied::BadRequest(
+            "Host header differs from the request target's authority",
+        ))
+    }
+}
+
 /// A `.` or `..` segment, also percent-encoded (`%2e`), hidden behind an encoded slash or
 /// backslash (`..%2f`, `..\`) or a path parameter (`..;x`, which Tomcat and Spring read as
 /// `..`), which an upstream that decodes before normalising would follow. Double encoding
@@ -102,6 +123,17 @@ mod tests {
             );
         }
         h
+    }
+
+    #[test]
+    fn rejects_a_host_that_differs_from_the_authority() {
+        let auth: http::uri::Authority = "hooks.example:8443".parse().expect("authority");
+        let same = headers(&[("host", "HOOKS.example:8443")]);
+        let other = headers(&[("host", "evil.example")]);
+        assert!(check_authority(Some(&auth), &same).is_ok());
+        assert!(check_authority(Some(&auth), &other).is_err());
+        assert!(check_authority(None, &other).is_ok());
+        assert!(check_authority(Some(&auth), &headers(&[])).is_ok());
     }
 
     #[test]

@@ -18,6 +18,8 @@ pub(crate) enum Denied {
     /// The required header is missing, duplicated or wrong (the detail says which, never the value).
     Header(&'static str),
     BodyTooLarge,
+    /// The body stopped arriving for longer than `header_timeout` (counted as `bad_request`).
+    BodyTimeout,
     /// The developerPayload check failed (not JSON, no such pointer, or a wrong value).
     DeveloperPayload(&'static str),
 }
@@ -30,12 +32,13 @@ impl Denied {
             Denied::Path => StatusCode::NOT_FOUND,
             Denied::Header(_) | Denied::DeveloperPayload(_) => StatusCode::FORBIDDEN,
             Denied::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Denied::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
         }
     }
 
     pub(crate) fn reason(self) -> Reason {
         match self {
-            Denied::BadRequest(_) => Reason::BadRequest,
+            Denied::BadRequest(_) | Denied::BodyTimeout => Reason::BadRequest,
             Denied::Method => Reason::Method,
             Denied::Path => Reason::Path,
             Denied::Header(_) => Reason::Header,
@@ -51,6 +54,7 @@ impl Denied {
             Denied::Method => "method not allowed",
             Denied::Path => "path outside request.path_prefixes",
             Denied::BodyTooLarge => "body larger than request.max_body",
+            Denied::BodyTimeout => "request body stalled for longer than listen.header_timeout",
         }
     }
 }
