@@ -5,6 +5,7 @@
 mod support;
 
 mod gate;
+mod hardening;
 mod identity;
 mod operability;
 mod proxy_protocol;
