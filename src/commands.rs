@@ -30,7 +30,7 @@ pub fn check(path: &Path) -> ExitCode {
             for w in &snapshot.warnings {
                 eprintln!("warning: {w}");
             }
-            print!("{}", crate::reload::summary(&snapshot));
+            print!("{}", crate::summary::summary(&snapshot));
             ExitCode::SUCCESS
         }
         Err(e) => {

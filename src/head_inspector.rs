@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, ReadBuf};
 
 /// A head (or chunk line) longer than this is not followed: the connection fails closed.
 const MAX_HEAD: usize = 64 * 1024;
@@ -249,156 +249,10 @@ impl<S: AsyncRead + Unpin> AsyncRead for HeadInspector<S> {
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for HeadInspector<S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-}
+crate::read_ahead::write_passes_through!(HeadInspector);
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Feeds `input` in pieces of `step` bytes; returns the ambiguous index (NONE if none)
-    /// and the number of heads seen.
-    fn run(input: &[u8], step: usize) -> (u64, u64, State) {
-        let verdicts = Verdicts::new();
-        let mut i = HeadInspector::new((), verdicts.clone());
-        for piece in input.chunks(step) {
-            i.inspect(piece);
-        }
-        (
-            verdicts.ambiguous.load(Ordering::Acquire),
-            i.requests,
-            i.state,
-        )
-    }
-
-    const PLAIN: &[u8] = b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello";
-    const CHUNKED: &[u8] = b"POST /b HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n0\r\nX-Trailer: 1\r\n\r\n";
-    const BOTH: &[u8] = b"POST /c HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
-    const BOTH_TE_FIRST: &[u8] =
-        b"POST /d HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n";
-
-    #[test]
-    fn plain_and_chunked_requests_are_not_ambiguous_in_any_split() {
-        let stream = [PLAIN, CHUNKED, PLAIN, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"].concat();
-        for step in [1, 2, 3, 7, 64, 4096] {
-            assert_eq!(run(&stream, step), (NONE, 4, State::Head), "step {step}");
-        }
-    }
-
-    #[test]
-    fn flags_the_request_with_both_content_length_and_transfer_encoding() {
-        for both in [BOTH, BOTH_TE_FIRST] {
-            let stream = [PLAIN, CHUNKED, both].concat();
-            for step in [1, 5, 4096] {
-                let (ambiguous, heads, _) = run(&stream, step);
-                assert_eq!((ambiguous, heads), (2, 3), "step {step}");
-            }
-        }
-    }
-
-    #[test]
-    fn a_smuggled_head_inside_a_body_is_not_a_request() {
-        // The body of a Content-Length request looks like a CL+TE head: it is only counted.
-        let body = BOTH;
-        let head = format!("POST /a HTTP/1.1\r\nContent-Length: {}\r\n\r\n", body.len());
-        let stream = [head.as_bytes(), body, PLAIN].concat();
-        assert_eq!(run(&stream, 3), (NONE, 2, State::Head));
-    }
-
-    #[test]
-    fn fails_closed_on_http2_prefaces_and_oversized_heads() {
-        assert_eq!(run(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 4).2, State::Done);
-        assert_eq!(
-            run(b"GET / HTTP/1.1\r\nUpgrade: websocket\r\n\r\n", 4).2,
-            State::Head
-        );
-        let huge = [
-            b"GET / HTTP/1.1\r\nX: ".as_slice(),
-            &vec![b'a'; MAX_HEAD + 10],
-        ]
-        .concat();
-        assert_eq!(run(&huge, 1000).2, State::Done);
-    }
-
-    #[test]
-    fn bare_lf_line_endings_are_followed_like_hyper_does() {
-        let stream = b"POST /a HTTP/1.1\nTransfer-Encoding: chunked\n\n3\nabc\n0\n\nPOST /b HTTP/1.1\nContent-Length: 1\nTransfer-Encoding: chunked\n\n0\n\n";
-        assert_eq!(run(stream, 2), (1, 2, State::Head));
-    }
-}
+mod tests;
 
 #[cfg(test)]
-mod fail_closed_tests {
-    use super::*;
-
-    fn verdicts_after(input: &[u8], step: usize) -> Arc<Verdicts> {
-        let verdicts = Verdicts::new();
-        let mut i = HeadInspector::new((), verdicts.clone());
-        for piece in input.chunks(step) {
-            i.inspect(piece);
-        }
-        verdicts
-    }
-
-    #[test]
-    fn an_upgrade_request_does_not_hide_a_later_ambiguous_one() {
-        let v = verdicts_after(
-            b"POST /a HTTP/1.1\r\nUpgrade: foo\r\nContent-Length: 2\r\n\r\nokPOST /b HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n",
-            7,
-        );
-        assert_eq!(v.refusal(0), None);
-        assert!(v.refusal(1).is_some());
-    }
-
-    #[test]
-    fn an_oversized_head_and_everything_after_it_is_refused() {
-        let big = [
-            b"GET /ok HTTP/1.1\r\n\r\n".as_slice(),
-            b"GET / HTTP/1.1\r\nX: ",
-            &vec![b'a'; MAX_HEAD + 10],
-            b"\r\n\r\n",
-        ]
-        .concat();
-        let v = verdicts_after(&big, 4096);
-        assert_eq!(v.refusal(0), None);
-        assert!(v.refusal(1).is_some());
-        assert!(v.refusal(7).is_some());
-    }
-
-    #[test]
-    fn a_bad_chunk_size_refuses_what_follows() {
-        let v = verdicts_after(
-            b"POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
-            3,
-        );
-        assert_eq!(v.refusal(0), None);
-        assert!(v.refusal(1).is_some());
-    }
-}
+mod fail_closed_tests;

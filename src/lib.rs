@@ -35,6 +35,7 @@ pub(crate) mod secret;
 pub(crate) mod server;
 pub(crate) mod signature;
 pub(crate) mod snapshot;
+pub(crate) mod summary;
 pub(crate) mod tls;
 
 use std::sync::atomic::AtomicBool;

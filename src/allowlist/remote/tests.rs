@@ -1,0 +1,241 @@
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::test_server::{closed_port, pki, serve, serve_silent, source, Reply};
+use super::*;
+
+const REFRESH: Duration = Duration::from_millis(50);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Event {
+    Applied(Vec<String>),
+    Reported(RefreshResult),
+}
+
+struct Recorder(mpsc::UnboundedSender<Event>);
+
+impl RefreshHooks<String> for Recorder {
+    fn apply(&mut self, mut entries: Vec<String>) {
+        entries.sort();
+        let _ = self.0.send(Event::Applied(entries));
+    }
+    fn report(&mut self, result: RefreshResult) {
+        let _ = self.0.send(Event::Reported(result));
+    }
+}
+
+fn hex(s: &str) -> Option<String> {
+    (s.len() >= 4 && s.chars().all(|c| c.is_ascii_hexdigit())).then(|| s.to_ascii_lowercase())
+}
+
+fn applied(entries: &[&str]) -> Event {
+    Event::Applied(entries.iter().map(|s| s.to_string()).collect())
+}
+
+const SUCCESS: Event = Event::Reported(RefreshResult::Success);
+const FAILURE: Event = Event::Reported(RefreshResult::Failure);
+
+struct Running {
+    events: mpsc::UnboundedReceiver<Event>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Running {
+    fn start(source: RemoteSource, cache: Option<PathBuf>) -> Running {
+        let (tx, events) = mpsc::unbounded_channel();
+        let (stop, shutdown) = watch::channel(false);
+        let task = tokio::spawn(run_refresh(
+            source,
+            cache,
+            REFRESH,
+            hex,
+            Recorder(tx),
+            shutdown,
+        ));
+        Running { events, stop, task }
+    }
+
+    async fn next(&mut self) -> Event {
+        tokio::time::timeout(Duration::from_secs(10), self.events.recv())
+            .await
+            .expect("an event in time")
+            .expect("the loop is running")
+    }
+
+    /// Events up to and including the first one equal to `last`.
+    async fn until(&mut self, last: &Event) -> Vec<Event> {
+        let mut seen = Vec::new();
+        while seen.last() != Some(last) {
+            seen.push(self.next().await);
+        }
+        seen
+    }
+
+    async fn stops_within_a_second(self) {
+        tokio::time::timeout(Duration::from_secs(1), self.task)
+            .await
+            .expect("the loop stops promptly")
+            .expect("the loop does not panic");
+    }
+}
+
+#[tokio::test]
+async fn applies_and_keeps_the_last_good_list_across_failures() {
+    let pki = pki();
+    let mode = Arc::new(Mutex::new(0));
+    let m = mode.clone();
+    let server = serve(&pki, move |_| match *m.lock().expect("lock") {
+        0 => Reply::ok("aaaa\n"),
+        1 => Reply::status(500),
+        2 => Reply::ok(r#"["zz", "not hex"]"#),
+        _ => Reply::ok(r#"{"data":{"ips":["bbbb","cccc"]}}"#),
+    })
+    .await;
+    let mut run = Running::start(source(server.url("/ips"), &pki), None);
+    assert_eq!(run.next().await, applied(&["aaaa"]));
+    assert_eq!(run.next().await, SUCCESS);
+
+    for failing_mode in [1, 2] {
+        *mode.lock().expect("lock") = failing_mode;
+        let mut events = run.until(&FAILURE).await;
+        events.extend([run.next().await, run.next().await]);
+        // A refresh already under way may still see mode 0; nothing else may be applied.
+        let bad: Vec<_> = events
+            .iter()
+            .filter(|e| matches!(e, Event::Applied(_)) && **e != applied(&["aaaa"]))
+            .collect();
+        assert!(bad.is_empty(), "mode {failing_mode}: {events:?}");
+        assert_eq!(
+            events[events.len() - 2..],
+            [FAILURE, FAILURE],
+            "mode {failing_mode}"
+        );
+    }
+
+    *mode.lock().expect("lock") = 3;
+    let events = run.until(&applied(&["bbbb", "cccc"])).await;
+    assert!(events
+        .iter()
+        .all(|e| !matches!(e, Event::Applied(_)) || e == events.last().expect("last")));
+    assert_eq!(run.next().await, SUCCESS);
+    run.stop.send(true).expect("loop listening");
+    run.stops_within_a_second().await;
+}
+
+#[tokio::test]
+async fn reports_not_modified_as_success_without_reapplying() {
+    let pki = pki();
+    let server = serve(&pki, |seen| {
+        if seen.headers.contains_key(http::header::IF_NONE_MATCH) {
+            Reply::status(304)
+        } else {
+            Reply::ok("aaaa").header("etag", "\"v1\"")
+        }
+    })
+    .await;
+    let mut run = Running::start(source(server.url("/"), &pki), None);
+    assert_eq!(run.next().await, applied(&["aaaa"]));
+    for _ in 0..4 {
+        assert_eq!(run.next().await, SUCCESS);
+    }
+    assert!(server.seen().len() >= 4);
+    assert!(server.seen()[1..]
+        .iter()
+        .all(|s| s.headers.contains_key(http::header::IF_NONE_MATCH)));
+}
+
+#[tokio::test]
+async fn never_lets_a_304_confirm_a_body_that_had_no_entries() {
+    let pki = pki();
+    let server = serve(&pki, |seen| {
+        if seen.headers.contains_key(http::header::IF_NONE_MATCH) {
+            Reply::status(304)
+        } else {
+            Reply::ok("junk only\n").header("etag", "\"bad\"")
+        }
+    })
+    .await;
+    let mut run = Running::start(source(server.url("/"), &pki), None);
+    for _ in 0..3 {
+        assert_eq!(run.next().await, FAILURE);
+    }
+    assert!(server
+        .seen()
+        .iter()
+        .all(|s| !s.headers.contains_key(http::header::IF_NONE_MATCH)));
+}
+
+#[tokio::test]
+async fn applies_the_cache_at_start_when_the_server_is_down() {
+    let pki = pki();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cache = dir.path().join("thumbprints.cache");
+    store_cache(&cache, b"# last good\naaaa\nbbbb\n").expect("seed cache");
+    let url = format!("https://{}/", closed_port().await)
+        .parse()
+        .expect("uri");
+    let mut run = Running::start(source(url, &pki), Some(cache));
+    assert_eq!(run.next().await, applied(&["aaaa", "bbbb"]));
+    assert_eq!(run.next().await, FAILURE);
+    // Later failures neither re-apply the cache nor clear the list.
+    assert_eq!(run.next().await, FAILURE);
+    assert_eq!(run.next().await, FAILURE);
+    drop(run.stop);
+    tokio::time::timeout(Duration::from_secs(1), run.task)
+        .await
+        .expect("stops")
+        .expect("ok");
+}
+
+#[tokio::test]
+async fn prefers_a_fresh_fetch_over_the_cache_and_rewrites_the_cache() {
+    let pki = pki();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cache = dir.path().join("ips.cache");
+    store_cache(&cache, b"aaaa\n").expect("seed cache");
+    let server = serve(&pki, |_| Reply::ok("[\"cccc\"]")).await;
+    let mut run = Running::start(source(server.url("/"), &pki), Some(cache.clone()));
+    assert_eq!(run.next().await, applied(&["cccc"]));
+    assert_eq!(run.next().await, SUCCESS);
+    assert_eq!(std::fs::read(&cache).expect("cache"), b"[\"cccc\"]");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).expect("dir").count(),
+        1,
+        "no temp file left"
+    );
+}
+
+#[tokio::test]
+async fn keeps_refreshing_when_the_cache_cannot_be_written() {
+    let pki = pki();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cache = dir.path().join("missing-dir").join("ips.cache");
+    let server = serve(&pki, |_| Reply::ok("aaaa")).await;
+    let mut run = Running::start(source(server.url("/"), &pki), Some(cache));
+    assert_eq!(run.next().await, applied(&["aaaa"]));
+    assert_eq!(run.next().await, SUCCESS);
+    assert_eq!(run.next().await, applied(&["aaaa"]));
+}
+
+#[tokio::test]
+async fn stops_mid_fetch_when_the_shutdown_sender_is_dropped() {
+    let pki = pki();
+    let (addr, _silent) = serve_silent().await;
+    let url = format!("https://{addr}/").parse().expect("uri");
+    let run = Running::start(source(url, &pki), None);
+    tokio::time::sleep(Duration::from_millis(100)).await; // let the fetch start and hang
+    drop(run.stop);
+    tokio::time::timeout(Duration::from_secs(1), run.task)
+        .await
+        .expect("stops")
+        .expect("ok");
+}
+
+#[test]
+fn labels_match_the_metric() {
+    assert_eq!(RefreshResult::Success.label(), "success");
+    assert_eq!(RefreshResult::Failure.label(), "failure");
+}

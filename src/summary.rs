@@ -1,0 +1,150 @@
+//! What `hookgate check` prints: everything a snapshot enforces, in words, and no secret value.
+
+use crate::allowlist::remote::loggable_url;
+use crate::config::{RemoteConfig, UpstreamTarget};
+use crate::snapshot::Snapshot;
+
+/// What `check` prints: everything the snapshot enforces, no secret values.
+pub(crate) fn summary(snap: &Snapshot) -> String {
+    use std::fmt::Write;
+    let c = &snap.config;
+    let mut s = String::new();
+    let _ = writeln!(s, "config {}: OK", c.path.display());
+    let _ = writeln!(
+        s,
+        "listen: {} (PROXY protocol {}), at most {} connections, handshake {:?}, header {:?}, idle {:?}, shutdown grace {:?}",
+        c.listen.address,
+        if c.listen.proxy_protocol { "on" } else { "off" },
+        c.listen.max_connections,
+        c.listen.handshake_timeout,
+        c.listen.header_timeout,
+        c.listen.idle_timeout,
+        c.listen.shutdown_grace
+    );
+    let _ = writeln!(
+        s,
+        "tls: {} (expires {}), TLS {}+, client certificate required",
+        c.tls.cert.display(),
+        crate::tls::describe::rfc3339(snap.cert_not_after),
+        match c.tls.min_version {
+            crate::config::TlsVersion::Tls12 => "1.2",
+            crate::config::TlsVersion::Tls13 => "1.3",
+        }
+    );
+    match &snap.pins {
+        Some(p) => {
+            let remote = c.thumbprints.as_ref().and_then(|l| l.remote.as_ref());
+            let _ = writeln!(
+                s,
+                "thumbprints: {} pinned{}",
+                p.live.load().len(),
+                refreshed(remote)
+            );
+        }
+        None => {
+            let _ = writeln!(s, "thumbprints: not configured");
+        }
+    }
+    let _ = writeln!(
+        s,
+        "client_ca: {}; validity period {}",
+        c.tls
+            .client_ca
+            .as_ref()
+            .map_or("none".into(), |p| p.display().to_string()),
+        if c.tls.check_validity || c.tls.client_ca.is_some() {
+            "checked"
+        } else {
+            "not checked"
+        }
+    );
+    match &snap.source_ips {
+        Some(l) => {
+            let remote = c.source_ips.as_ref().and_then(|l| l.remote.as_ref());
+            let _ = writeln!(
+                s,
+                "source_ips: {} ranges{}",
+                l.live.load().len(),
+                refreshed(remote)
+            );
+        }
+        None => {
+            let _ = writeln!(s, "source_ips: not configured (any address)");
+        }
+    }
+    match &snap.header {
+        Some(h) => {
+            let _ = writeln!(
+                s,
+                "required_header: {} ({} accepted values), {}",
+                h.name,
+                h.values.len(),
+                if h.strip { "stripped" } else { "forwarded" }
+            );
+        }
+        None => {
+            let _ = writeln!(s, "required_header: not configured");
+        }
+    }
+    match &snap.payload {
+        Some(p) => {
+            let _ = writeln!(
+                s,
+                "developer_payload: {} ({} accepted values) under {:?}",
+                p.pointer,
+                p.values.len(),
+                p.path_prefixes
+            );
+        }
+        None => {
+            let _ = writeln!(s, "developer_payload: not configured");
+        }
+    }
+    let _ = writeln!(
+        s,
+        "request: methods {}, path prefixes {:?}, max body {} bytes",
+        snap.allow.to_str().unwrap_or_default(),
+        c.request.path_prefixes,
+        c.request.max_body
+    );
+    let target = match &c.upstream.target {
+        UpstreamTarget::Tcp { host, port } => format!("http://{host}:{port}{}", c.upstream.base),
+        UpstreamTarget::Unix(p) => format!("unix:{}", p.display()),
+    };
+    let _ = writeln!(
+        s,
+        "upstream: {target} (connect timeout {:?}, response timeout {:?}, host {:?})",
+        c.upstream.connect_timeout, c.upstream.timeout, c.upstream.host
+    );
+    match &snap.signer {
+        Some(sig) => {
+            let _ = writeln!(
+                s,
+                "identity: requests signed (RFC 9421, hmac-sha256, keyid {:?})",
+                sig.key_id()
+            );
+        }
+        None => {
+            let _ = writeln!(s, "identity: not configured (no Signature headers)");
+        }
+    }
+    let _ = writeln!(
+        s,
+        "admin: {}",
+        c.admin.map_or("disabled".into(), |a| a.to_string())
+    );
+    s
+}
+
+/// ` + refreshed from URL every D` for a list with a remote source (the URL's query redacted).
+fn refreshed(remote: Option<&RemoteConfig>) -> String {
+    remote
+        .map(|r| {
+            format!(
+                " + refreshed from {} every {:?}",
+                loggable_url(&r.url),
+                r.refresh
+            )
+        })
+        .unwrap_or_default()
+}
