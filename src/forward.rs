@@ -3,7 +3,6 @@
 
 use std::future::Future;
 use std::io;
-use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -327,14 +326,5 @@ impl AsyncWrite for Stream {
             Stream::Tcp(s) => s.is_write_vectored(),
             Stream::Unix(s) => s.is_write_vectored(),
         }
-    }
-}
-
-/// For a `unix:` target in logs.
-#[allow(dead_code)]
-pub(crate) fn describe(target: &UpstreamTarget) -> String {
-    match target {
-        UpstreamTarget::Tcp { host, port } => format!("http://{host}:{port}"),
-        UpstreamTarget::Unix(p) => format!("unix:{}", PathBuf::from(p).display()),
     }
 }

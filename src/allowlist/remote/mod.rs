@@ -14,18 +14,12 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-// The module's API surface for config, `check` and the allow-list owner; not every caller
-// uses every item.
-#[allow(unused_imports)]
 pub(crate) use cache::{load_cache, store_cache};
-#[allow(unused_imports)]
 pub(crate) use fetch::{
-    loggable_url, FetchError, Fetched, RemoteError, RemoteSource, RemoteSpec, UrlProblem,
-    DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT,
+    loggable_url, Fetched, RemoteSource, RemoteSpec, DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT,
 };
 pub(crate) use parse::{parse_entries, ParsedList};
-#[allow(unused_imports)]
-pub(crate) use schedule::{next_delay, random_jitter, RETRY_BASE};
+pub(crate) use schedule::{next_delay, random_jitter};
 
 /// The outcome of one refresh, named like the `result` label of
 /// `hookgate_allowlist_refresh_total`.
