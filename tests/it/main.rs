@@ -4,6 +4,7 @@
 
 mod support;
 
+mod demo;
 mod gate;
 mod hardening;
 mod identity;
