@@ -144,6 +144,7 @@ pub(crate) async fn start(snapshot: Snapshot, config_path: PathBuf) -> Result<Ru
         .and_then(|l| l.local_addr().ok())
         .map(|a| a.to_string())
         .unwrap_or_default();
+    let max_buffered = snapshot.config.request.max_buffered;
     let gate = Arc::new(Gate {
         metrics: Metrics::new(crate::VERSION),
         snapshot: ArcSwap::from_pointee(snapshot),
@@ -151,6 +152,7 @@ pub(crate) async fn start(snapshot: Snapshot, config_path: PathBuf) -> Result<Ru
         remote: Mutex::new(RemoteEntries::default()),
         remote_tasks: Mutex::new(Default::default()),
         generation: watch::Sender::new(0),
+        body_budget: crate::BodyBudget::new(max_buffered),
     });
     crate::refresh::sync(&gate);
     reload::publish_gauges(&gate);

@@ -10,6 +10,7 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, Version};
 use http_body::Body as _;
 use http_body_util::{BodyExt, Either, Full};
 use hyper::body::Incoming;
+use tokio::sync::SemaphorePermit;
 
 use crate::connection::Conn;
 use crate::forward::{BodyChunks, UpstreamError};
@@ -64,7 +65,7 @@ pub(crate) async fn handle(
                 Denied::Method => {
                     resp.headers_mut().insert(ALLOW, snap.allow.clone());
                 }
-                Denied::BodyTooLarge | Denied::BodyTimeout => {
+                Denied::BodyTooLarge | Denied::BodyTimeout | Denied::NoBufferRoom => {
                     resp.headers_mut()
                         .insert(CONNECTION, HeaderValue::from_static("close"));
                 }
@@ -123,10 +124,11 @@ async fn process(
         linger(body);
         return Err(denied.into());
     }
-    let (body, digest) = match read_body(
+    let (body, digest, _buffered) = match read_body(
         &mut body,
         snap.config.request.max_body,
         snap.config.listen.header_timeout,
+        &conn.gate.body_budget.permits,
     )
     .await
     {
@@ -232,14 +234,19 @@ fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
 
 /// Reads the whole body (at most `max` bytes) and its SHA-256 digest in one pass.
 /// Each part of the body must arrive within `stall` (the `header_timeout`): a client that stops
-/// sending mid-body must not hold its connection, and its slot, forever.
-async fn read_body(
+/// sending mid-body must not hold its connection, and its slot, forever. Every buffered byte
+/// takes room from the process-wide `budget` (returned when the permit drops, after the
+/// upstream answered); waiting longer than `stall` for room ends the request like a stall.
+async fn read_body<'g>(
     body: &mut Incoming,
     max: u64,
     stall: Duration,
-) -> Result<(BodyChunks, HeaderValue), Denied> {
+    budget: &'g tokio::sync::Semaphore,
+) -> Result<(BodyChunks, HeaderValue, Option<SemaphorePermit<'g>>), Denied> {
     let mut digest = ContentDigest::new();
     let mut chunks = BodyChunks::default();
+    let mut held: Option<SemaphorePermit<'g>> = None;
+    let mut held_kib = 0;
     while let Some(frame) = tokio::time::timeout(stall, body.frame())
         .await
         .map_err(|_| Denied::BodyTimeout)?
@@ -248,13 +255,27 @@ async fn read_body(
         let Ok(data) = frame.into_data() else {
             continue;
         };
-        if chunks.len() + data.len() as u64 > max {
+        let total = chunks.len() + data.len() as u64;
+        if total > max {
             return Err(Denied::BodyTooLarge);
+        }
+        let need = crate::kib(total).saturating_sub(held_kib);
+        if need > 0 {
+            let need = u32::try_from(need).map_err(|_| Denied::BodyTooLarge)?;
+            let more = tokio::time::timeout(stall, budget.acquire_many(need))
+                .await
+                .map_err(|_| Denied::NoBufferRoom)?
+                .map_err(|_| Denied::NoBufferRoom)?;
+            held_kib += need as usize;
+            match &mut held {
+                Some(p) => p.merge(more),
+                None => held = Some(more),
+            }
         }
         digest.update(&data);
         chunks.push(data);
     }
-    Ok((chunks, digest.finish()))
+    Ok((chunks, digest.finish(), held))
 }
 
 /// Reads and discards what is left of a body in the background, for a bounded time.

@@ -59,6 +59,39 @@ pub(crate) struct Gate {
     pub generation: tokio::sync::watch::Sender<u64>,
     /// The refresh tasks of the remote allow lists.
     pub remote_tasks: Mutex<refresh::RemoteTasks>,
+    /// Room for buffered request bodies, in KiB (`request.max_buffered`), shared by all
+    /// requests so that many large bodies at once cannot exhaust memory.
+    pub body_budget: BodyBudget,
+}
+
+/// A semaphore of KiB that follows a reloaded `request.max_buffered`.
+pub(crate) struct BodyBudget {
+    pub permits: tokio::sync::Semaphore,
+    size_kib: Mutex<usize>,
+}
+
+impl BodyBudget {
+    pub(crate) fn new(bytes: u64) -> Self {
+        let kib = kib(bytes);
+        BodyBudget {
+            permits: tokio::sync::Semaphore::new(kib),
+            size_kib: Mutex::new(kib),
+        }
+    }
+
+    /// Grows at once; shrinks as buffered bodies are released.
+    pub(crate) fn resize(&self, bytes: u64) {
+        if let Ok(mut size) = self.size_kib.lock() {
+            *size = server::resize(&self.permits, *size, kib(bytes));
+        }
+    }
+}
+
+/// Bytes to whole KiB, rounded up, capped to what a semaphore holds.
+pub(crate) fn kib(bytes: u64) -> usize {
+    usize::try_from(bytes.div_ceil(1024))
+        .unwrap_or(usize::MAX)
+        .min(tokio::sync::Semaphore::MAX_PERMITS)
 }
 
 /// The crate version, as `hookgate --version` and `hookgate_build_info` report it.

@@ -77,6 +77,8 @@ pub(crate) fn reload(gate: &Arc<Gate>, config_path: &Path, trigger: &str) -> boo
                 }
             }
             crate::refresh::sync(gate);
+            gate.body_budget
+                .resize(gate.snapshot.load().config.request.max_buffered);
             publish_gauges(gate);
             gate.metrics.config_reload(true);
             tracing::info!(trigger, "config reloaded");

@@ -72,7 +72,7 @@ pub(crate) async fn serve(
 }
 
 /// Follows a reloaded `max_connections`: grows at once; shrinks as permits come free.
-fn resize(permits: &Semaphore, current: usize, wanted: usize) -> usize {
+pub(crate) fn resize(permits: &Semaphore, current: usize, wanted: usize) -> usize {
     if wanted > current {
         permits.add_permits(wanted - current);
         wanted

@@ -102,10 +102,11 @@ pub(crate) fn summary(snap: &Snapshot) -> String {
     }
     let _ = writeln!(
         s,
-        "request: methods {}, path prefixes {:?}, max body {} bytes",
+        "request: methods {}, path prefixes {:?}, max body {} bytes, at most {} bytes of bodies buffered at once",
         snap.allow.to_str().unwrap_or_default(),
         c.request.path_prefixes,
-        c.request.max_body
+        c.request.max_body,
+        c.request.max_buffered
     );
     let target = match &c.upstream.target {
         UpstreamTarget::Tcp { host, port } => format!("http://{host}:{port}{}", c.upstream.base),

@@ -135,6 +135,8 @@ pub(crate) struct Request {
     pub methods: Vec<String>,
     pub path_prefixes: Vec<String>,
     pub max_body: Size,
+    /// Extension: the most request-body bytes buffered at once, over all requests.
+    pub max_buffered: Size,
 }
 
 impl Default for Request {
@@ -143,6 +145,7 @@ impl Default for Request {
             methods: vec!["POST".into(), "PUT".into()],
             path_prefixes: root_prefix(),
             max_body: Size(16 << 20),
+            max_buffered: Size(256 << 20),
         }
     }
 }

@@ -117,6 +117,8 @@ pub(crate) struct RequestRules {
     pub methods: Vec<http::Method>,
     pub path_prefixes: Vec<String>,
     pub max_body: u64,
+    /// Process-wide bound on buffered request bodies (bodies are read whole before forwarding).
+    pub max_buffered: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -200,6 +202,7 @@ impl Config {
                 methods: Vec::new(),
                 path_prefixes: raw.request.path_prefixes,
                 max_body: raw.request.max_body.0,
+                max_buffered: raw.request.max_buffered.0,
             },
             upstream: Upstream {
                 target: UpstreamTarget::Unix(PathBuf::new()),
@@ -237,6 +240,12 @@ impl Config {
         validate::prefixes(&cfg, "request.path_prefixes", &cfg.request.path_prefixes)?;
         if cfg.request.max_body == 0 {
             return Err(cfg.error("request.max_body", "must be more than 0 bytes"));
+        }
+        if cfg.request.max_buffered < cfg.request.max_body {
+            return Err(cfg.error(
+                "request.max_buffered",
+                "must be at least request.max_body, or no maximum-size body could ever be read",
+            ));
         }
         (cfg.upstream.target, cfg.upstream.base) = validate::upstream_url(&cfg, &raw.upstream.url)?;
         cfg.admin = validate::admin(&cfg, &raw.admin.address)?;

@@ -147,3 +147,16 @@ fn an_empty_list_section_is_an_error() {
     let e = err(&format!("{MINIMAL}\n[source_ips]\n"));
     assert!(e.contains("source_ips") && e.contains("no source"), "{e}");
 }
+
+#[test]
+fn max_buffered_must_hold_at_least_one_maximum_body() {
+    let e = err(&format!(
+        "{MINIMAL}\n[request]\nmax_body = \"16MiB\"\nmax_buffered = \"1MiB\"\n"
+    ));
+    assert!(
+        e.contains("request.max_buffered") && e.contains(":11"),
+        "{e}"
+    );
+    let c = parse(MINIMAL).expect("valid");
+    assert_eq!(c.request.max_buffered, 256 << 20);
+}

@@ -20,6 +20,9 @@ pub(crate) enum Denied {
     BodyTooLarge,
     /// The body stopped arriving for longer than `header_timeout` (counted as `bad_request`).
     BodyTimeout,
+    /// No room to buffer the body within `header_timeout` (`request.max_buffered` is in use
+    /// by other requests); counted as `bad_request`.
+    NoBufferRoom,
     /// The developerPayload check failed (not JSON, no such pointer, or a wrong value).
     DeveloperPayload(&'static str),
 }
@@ -32,13 +35,15 @@ impl Denied {
             Denied::Path => StatusCode::NOT_FOUND,
             Denied::Header(_) | Denied::DeveloperPayload(_) => StatusCode::FORBIDDEN,
             Denied::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Denied::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            Denied::BodyTimeout | Denied::NoBufferRoom => StatusCode::REQUEST_TIMEOUT,
         }
     }
 
     pub(crate) fn reason(self) -> Reason {
         match self {
-            Denied::BadRequest(_) | Denied::BodyTimeout => Reason::BadRequest,
+            Denied::BadRequest(_) | Denied::BodyTimeout | Denied::NoBufferRoom => {
+                Reason::BadRequest
+            }
             Denied::Method => Reason::Method,
             Denied::Path => Reason::Path,
             Denied::Header(_) => Reason::Header,
@@ -55,6 +60,9 @@ impl Denied {
             Denied::Path => "path outside request.path_prefixes",
             Denied::BodyTooLarge => "body larger than request.max_body",
             Denied::BodyTimeout => "request body stalled for longer than listen.header_timeout",
+            Denied::NoBufferRoom => {
+                "no room to buffer the body within listen.header_timeout (request.max_buffered in use)"
+            }
         }
     }
 }

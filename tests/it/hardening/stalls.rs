@@ -104,3 +104,89 @@ async fn disconnects_an_http2_peer_that_never_answers_after_its_settings() {
         .await;
     up.assert_untouched();
 }
+
+/// `request.max_buffered` bounds the bodies buffered by all requests together: while one
+/// request holds the whole budget (its upstream is slow), another waits for room up to
+/// `header_timeout`, then gets 408 and is not forwarded; once the first finishes, room is back.
+#[tokio::test]
+async fn a_body_that_finds_no_buffer_room_within_header_timeout_gets_408() {
+    let up = Upstream::start();
+    up.set_behavior(Behavior::Delay(Duration::from_millis(2500)));
+    let gate = GateConfig::new(&up.url)
+        .set("listen.header_timeout", "1s")
+        .set("request.max_body", "64KiB")
+        .set("request.max_buffered", "64KiB")
+        .start()
+        .await;
+    let body = "x".repeat(60 * 1024);
+    let request = |path: &str| {
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: localhost\r\n{HEADER_NAME}: {HEADER_SECRET}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+
+    // The first request takes 60 of the 64 KiB and keeps them until its slow upstream answers.
+    let mut first_tls = connect(&gate).await;
+    let first_req = request("/first");
+    let first = tokio::spawn(async move {
+        client::raw_exchange(
+            &mut first_tls,
+            first_req.as_bytes(),
+            Duration::from_secs(10),
+        )
+        .await
+    });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while up.requests().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the first request never reached the upstream"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    let mut second_tls = connect(&gate).await;
+    let start = Instant::now();
+    let reply = client::raw_exchange(
+        &mut second_tls,
+        request("/second").as_bytes(),
+        Duration::from_secs(6),
+    )
+    .await;
+    let took = start.elapsed();
+    let resp = reply.expect_response();
+    resp.assert_error(408, "request_timeout");
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_millis(2400),
+        "408 after {took:?}, before the first request released its room"
+    );
+    let log = request_log(&gate, resp).await;
+    assert!(
+        log["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("max_buffered"),
+        "{log}"
+    );
+
+    assert_eq!(
+        first.await.expect("first request").expect_response().status,
+        200
+    );
+    up.set_behavior(Behavior::default());
+    let mut third_tls = connect(&gate).await;
+    let reply = client::raw_exchange(
+        &mut third_tls,
+        request("/third").as_bytes(),
+        Duration::from_secs(6),
+    )
+    .await;
+    assert_eq!(
+        reply.expect_response().status,
+        200,
+        "room is returned after a request"
+    );
+    let paths: Vec<String> = up.requests().iter().map(|r| r.target.clone()).collect();
+    assert_eq!(paths, ["/first", "/third"]);
+}
