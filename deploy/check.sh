@@ -35,7 +35,9 @@ trap 'rm -rf "$tmp"' EXIT
 # --------------------------------------------------------------------------------------------
 step "1/4 Kubernetes manifests (kubernetes-validate $KUBERNETES_VALIDATE_VERSION, Kubernetes ${K8S_VERSIONS[*]})"
 if ! python3 -c "import kubernetes_validate.version as v, sys; sys.exit(v.__version__ != '$KUBERNETES_VALIDATE_VERSION')" 2>/dev/null; then
-    python3 -m pip install -q --disable-pip-version-check "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
+    python3 -m pip install -q --disable-pip-version-check "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" ||
+      python3 -m pip install -q --disable-pip-version-check --break-system-packages \
+        "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
 fi
 rendered=()
 KUBECTL=${KUBECTL:-kubectl}
