@@ -8,7 +8,9 @@ use base64::Engine;
 use http::HeaderValue;
 use tokio_rustls::TlsAcceptor;
 
-use crate::allowlist::remote::{RemoteSource, RemoteSpec, DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT};
+use crate::allowlist::remote::{
+    RemoteError, RemoteSource, RemoteSpec, DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT,
+};
 use crate::allowlist::thumbprint::{hex, sha256};
 use crate::allowlist::{self, LiveSet, Network, PinSet, SourceNetworks, Thumbprint};
 use crate::config::{Config, ConfigError, ListConfig};
@@ -138,20 +140,16 @@ impl Snapshot {
             pins: pins.as_ref().map(|p| p.live.clone()),
         })
         .map_err(|e| {
-            let k = match &e {
-                tls::TlsError::Pem(tls::pem::PemError::NoKey { .. }) => "tls.key",
-                tls::TlsError::Pem(tls::pem::PemError::Read { path, .. })
-                | tls::TlsError::Pem(tls::pem::PemError::NoCertificates { path, .. })
-                | tls::TlsError::Invalid { path, .. }
-                    if Some(path) == client_ca.as_ref() =>
-                {
-                    "tls.client_ca"
-                }
-                tls::TlsError::Pem(tls::pem::PemError::Read { path, .. }) if *path == key => {
-                    "tls.key"
-                }
-                tls::TlsError::Invalid { path, .. } if *path == key => "tls.key",
-                _ => "tls.cert",
+            // Every TLS error names the file it is about: that file says which key to blame.
+            let path = e.path();
+            let k = if matches!(e, tls::TlsError::Pem(tls::pem::PemError::NoKey { .. }))
+                || path == key
+            {
+                "tls.key"
+            } else if Some(path) == client_ca.as_deref() {
+                "tls.client_ca"
+            } else {
+                "tls.cert"
             };
             config.error(k, e.to_string())
         })?;
@@ -318,10 +316,10 @@ fn plan_remote<T>(
         max_bytes: DEFAULT_MAX_BYTES,
     };
     let source = RemoteSource::new(spec).map_err(|e| {
-        let k = if remote.url_ca.is_some() && e.to_string().contains("CA") {
-            "url_ca"
-        } else {
-            "url"
+        let k = match e {
+            RemoteError::Ca { .. } => "url_ca",
+            RemoteError::ReservedHeader { .. } => "url_headers",
+            _ => "url",
         };
         config.error(&format!("{section}.{k}"), e.to_string())
     })?;

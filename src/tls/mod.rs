@@ -25,6 +25,20 @@ pub(crate) enum TlsError {
     Invalid { path: PathBuf, detail: String },
 }
 
+impl TlsError {
+    /// The file the error is about.
+    pub(crate) fn path(&self) -> &std::path::Path {
+        match self {
+            TlsError::Pem(
+                pem::PemError::Read { path, .. }
+                | pem::PemError::NoCertificates { path, .. }
+                | pem::PemError::NoKey { path, .. },
+            )
+            | TlsError::Invalid { path, .. } => path,
+        }
+    }
+}
+
 /// What `[tls]` needs resolved from disk.
 pub(crate) struct TlsInputs<'a> {
     pub cert: &'a std::path::Path,

@@ -16,7 +16,8 @@ use tokio::sync::watch;
 
 pub(crate) use cache::{load_cache, store_cache};
 pub(crate) use fetch::{
-    loggable_url, Fetched, RemoteSource, RemoteSpec, DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT,
+    loggable_url, Fetched, RemoteError, RemoteSource, RemoteSpec, DEFAULT_MAX_BYTES,
+    DEFAULT_TIMEOUT,
 };
 pub(crate) use parse::{parse_entries, ParsedList};
 pub(crate) use schedule::{next_delay, random_jitter};
