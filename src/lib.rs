@@ -21,6 +21,8 @@ pub(crate) mod config;
 pub(crate) mod connection;
 pub(crate) mod demo;
 pub(crate) mod forward;
+#[doc(hidden)]
+pub mod fuzz_api;
 pub(crate) mod handler;
 pub(crate) mod head_inspector;
 pub(crate) mod identity;
