@@ -227,6 +227,8 @@ mod signature {
             client_cert: client_cert.as_bytes(),
             client_cert_sha256: cert_sha256.as_bytes(),
             forwarded_for: b"203.0.113.7",
+            forwarded: b"for=203.0.113.7;proto=https",
+            forwarded_proto: b"https",
             request_id: REQUEST_ID.as_bytes(),
         };
         bencher

@@ -18,7 +18,7 @@ const crypto = require('node:crypto');
 
 // Everything hookgate signs, in order.
 const COVERED = ['@method', '@path', '@query', 'content-digest', 'client-cert',
-  'x-client-cert-sha256', 'x-forwarded-for', 'x-request-id'];
+  'x-client-cert-sha256', 'x-forwarded-for', 'forwarded', 'x-forwarded-proto', 'x-request-id'];
 const INNER_LIST = '(' + COVERED.map((name) => `"${name}"`).join(' ') + ')';
 const escapeRegExp = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 // keyid: an RFC 8941 string without escapes, as hookgate requires of [identity] key_id.

@@ -33,6 +33,8 @@ COVERED_COMPONENTS = (
     "client-cert",
     "x-client-cert-sha256",
     "x-forwarded-for",
+    "forwarded",
+    "x-forwarded-proto",
     "x-request-id",
 )
 

@@ -78,8 +78,11 @@ pub fn run(path: &Path, log: &LogOverrides) -> ExitCode {
 }
 
 fn load(path: &Path) -> Result<Snapshot, crate::config::ConfigError> {
-    let config = Config::load(path)?;
-    Snapshot::build(config, &RemoteEntries::default())
+    let owned = path.to_owned();
+    crate::fsio::bounded(crate::fsio::LOAD_LIMIT, move || {
+        Config::load(&owned).and_then(|c| Snapshot::build(c, &RemoteEntries::default()))
+    })
+    .map_err(|stuck| crate::config::ConfigError::stuck(path, &stuck))?
 }
 
 pub(crate) fn init_logging(config: &Config, log: &LogOverrides) -> Result<(), String> {
@@ -127,8 +130,7 @@ impl Running {
 /// Binds the listeners (a port in use is a start-up error) and spawns every task.
 pub(crate) async fn start(snapshot: Snapshot, config_path: PathBuf) -> Result<Running, String> {
     let listen_addr = snapshot.config.listen.address;
-    let listener = TcpListener::bind(listen_addr)
-        .await
+    let listener = server::bind(listen_addr, snapshot.config.listen.max_connections)
         .map_err(|e| format!("cannot listen on {listen_addr} (listen.address): {e}"))?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
     let admin_listener = match snapshot.config.admin {
@@ -152,7 +154,7 @@ pub(crate) async fn start(snapshot: Snapshot, config_path: PathBuf) -> Result<Ru
         remote: Mutex::new(RemoteEntries::default()),
         remote_tasks: Mutex::new(Default::default()),
         generation: watch::Sender::new(0),
-        body_budget: crate::BodyBudget::new(max_buffered),
+        body_budget: crate::body::BodyBudget::new(max_buffered),
     });
     crate::refresh::sync(&gate);
     reload::publish_gauges(&gate);

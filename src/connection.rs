@@ -26,7 +26,7 @@ use crate::Gate;
 pub(crate) struct Conn {
     pub gate: Arc<Gate>,
     pub identity: ClientIdentity,
-    activity: Activity,
+    pub activity: Activity,
     /// Requests started on this connection, to match `framing` verdicts by index.
     requests: AtomicU64,
     framing: Arc<Verdicts>,
@@ -54,8 +54,9 @@ impl Conn {
     }
 }
 
-/// Requests in flight and the time the last one finished, for the idle timeout.
-struct Activity {
+/// Requests in flight (until their response is sent whole) and the time the last one
+/// finished, for the idle timeout.
+pub(crate) struct Activity {
     opened: Instant,
     in_flight: AtomicUsize,
     last_done_ms: AtomicU64,
@@ -71,37 +72,44 @@ impl Activity {
     }
 }
 
-/// Decrements the in-flight count when a request's handler finishes (or is cancelled).
-struct InFlight<'a>(&'a Activity);
+impl Activity {
+    /// A request started (`RequestLog::start`).
+    pub(crate) fn begin(&self) {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+    }
 
-impl<'a> InFlight<'a> {
-    fn start(a: &'a Activity) -> Self {
-        a.in_flight.fetch_add(1, Ordering::AcqRel);
-        InFlight(a)
+    /// A request ended: its response was sent whole, or it was cut (`RequestLog` dropped).
+    pub(crate) fn end(&self) {
+        let ms = self.opened.elapsed().as_millis() as u64;
+        self.last_done_ms.store(ms, Ordering::Release);
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        let ms = self.0.opened.elapsed().as_millis() as u64;
-        self.0.last_done_ms.store(ms, Ordering::Release);
-        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
-    }
+/// How the process tells its connections to stop: `Drain` closes them gracefully (in-flight
+/// requests finish), `Cut` at the end of `shutdown_grace` closes them at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Stop {
+    Serve,
+    Drain,
+    Cut,
 }
 
-/// The connection task. `shutdown` turns true when the process drains.
+/// The connection task; `stop` says when the process drains, then when it cuts.
 pub(crate) async fn serve(
     mut stream: TcpStream,
     peer: SocketAddr,
     gate: Arc<Gate>,
     snapshot: Arc<Snapshot>,
-    shutdown: watch::Receiver<bool>,
+    stop: watch::Receiver<Stop>,
 ) {
     let listen = &snapshot.config.listen;
     let metrics = &gate.metrics;
     let mut client_ip = peer.ip();
+    // One bound for the PROXY header and the TLS handshake together (SPEC §2).
+    let handshake_deadline = tokio::time::Instant::now() + listen.handshake_timeout;
     if listen.proxy_protocol {
-        match read_proxy(&mut stream, peer, &snapshot).await {
+        match read_proxy(&mut stream, peer, &snapshot, handshake_deadline).await {
             Ok(ip) => client_ip = ip,
             Err(detail) => {
                 metrics.connection(ConnectionResult::ProxyProtocolError);
@@ -117,8 +125,8 @@ pub(crate) async fn serve(
     metrics.connection(ConnectionResult::Accepted);
     let _open = metrics.open_connection();
 
-    let tls = match tokio::time::timeout(
-        listen.handshake_timeout,
+    let tls = match tokio::time::timeout_at(
+        handshake_deadline,
         snapshot.acceptor.accept(ReadAhead::new(stream)),
     )
     .await
@@ -164,10 +172,7 @@ pub(crate) async fn serve(
         hyper::service::service_fn(move |req| {
             let conn = conn.clone();
             // Boxed: hyper keeps a slot sized for this future in every connection.
-            Box::pin(async move {
-                let _busy = InFlight::start(&conn.activity);
-                crate::handler::handle(req, &conn).await
-            })
+            Box::pin(crate::handler::handle(req, conn))
         })
     };
     // ALPN decides the protocol (RFC 9113 §3.2: h2 over TLS is negotiated, never guessed).
@@ -184,7 +189,7 @@ pub(crate) async fn serve(
             http.as_mut(),
             |c| c.graceful_shutdown(),
             &conn,
-            shutdown,
+            stop,
             listen.idle_timeout,
         )
         .await;
@@ -199,7 +204,7 @@ pub(crate) async fn serve(
             http,
             |c| c.graceful_shutdown(),
             &conn,
-            shutdown,
+            stop,
             listen.idle_timeout,
         )
         .await;
@@ -208,18 +213,21 @@ pub(crate) async fn serve(
 
 /// Serves until the connection ends; closes it gracefully when the process drains or when no
 /// request has been in flight for `idle_limit` (HTTP/1.1 also has hyper's header_timeout, which
-/// runs from the end of the handshake and from the end of each response).
+/// runs from the end of the handshake and from the end of each response). A request is in
+/// flight until its response has been sent whole, so neither closing cuts a streaming answer.
 async fn drive<F: Future<Output = hyper::Result<()>>>(
     mut http: Pin<&mut F>,
     graceful_shutdown: impl Fn(Pin<&mut F>),
     conn: &Conn,
-    mut shutdown: watch::Receiver<bool>,
+    mut stop: watch::Receiver<Stop>,
     idle_limit: Duration,
 ) {
     let mut generation = conn.gate.generation.subscribe();
-    // Once closing, the peer gets `idle_limit` to finish (an HTTP/2 peer that never answers
-    // the GOAWAY ping must not keep the connection); a drain is bounded by shutdown_grace.
+    // Closing for idleness or a lost admission: the peer gets `idle_limit` to finish once
+    // nothing is in flight (an HTTP/2 peer that never answers the GOAWAY ping must not keep the
+    // connection). A drain has no such bound: the server cuts it at the end of shutdown_grace.
     let mut close_by: Option<tokio::time::Instant> = None;
+    let mut draining = false;
     loop {
         let check_in = conn
             .activity
@@ -229,6 +237,7 @@ async fn drive<F: Future<Output = hyper::Result<()>>>(
             graceful_shutdown(http);
             *close_by = Some(tokio::time::Instant::now() + idle_limit);
         };
+        let closing = close_by.is_some() || draining;
         tokio::select! {
             result = http.as_mut() => {
                 if let Err(e) = result {
@@ -236,14 +245,26 @@ async fn drive<F: Future<Output = hyper::Result<()>>>(
                 }
                 break;
             }
-            _ = shutdown.changed(), if close_by.is_none() => close(http.as_mut(), &mut close_by),
-            _ = tokio::time::sleep(check_in.max(Duration::from_millis(10))), if close_by.is_none() => {
+            changed = stop.changed() => {
+                let now = *stop.borrow_and_update();
+                if changed.is_err() || now == Stop::Cut {
+                    break;
+                }
+                if now == Stop::Drain && !draining {
+                    draining = true;
+                    if close_by.is_none() {
+                        graceful_shutdown(http.as_mut());
+                    }
+                    close_by = None;
+                }
+            }
+            _ = tokio::time::sleep(check_in.max(Duration::from_millis(10))), if !closing => {
                 if conn.activity.idle_for().is_some_and(|idle| idle >= idle_limit) {
                     close(http.as_mut(), &mut close_by);
                 }
             }
             // A reload or list refresh may have removed this client's pin or address.
-            _ = generation.changed(), if close_by.is_none() => {
+            _ = generation.changed(), if !closing => {
                 if !conn.is_still_admitted() {
                     tracing::warn!(client_ip = %conn.identity.client_ip, reason = "no_longer_admitted",
                         "closing a connection whose client certificate or address is no longer allowed");
@@ -278,17 +299,13 @@ async fn read_proxy(
     stream: &mut TcpStream,
     peer: SocketAddr,
     snapshot: &Snapshot,
+    deadline: tokio::time::Instant,
 ) -> Result<IpAddr, String> {
     let listen = &snapshot.config.listen;
     if !listen.trusted_proxies.contains(peer.ip()) {
         return Err("peer is not in listen.trusted_proxies".into());
     }
-    match tokio::time::timeout(
-        listen.handshake_timeout,
-        proxy_protocol::read_proxy_header(stream),
-    )
-    .await
-    {
+    match tokio::time::timeout_at(deadline, proxy_protocol::read_proxy_header(stream)).await {
         Ok(Ok(source)) => Ok(source.client_addr(peer).ip()),
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err("no PROXY header within handshake_timeout".into()),

@@ -240,6 +240,8 @@ fn verify(signer: &IdentitySigner, parts: &http::request::Parts) -> bool {
             client_cert: h("client-cert"),
             client_cert_sha256: h("x-client-cert-sha256"),
             forwarded_for: h("x-forwarded-for"),
+            forwarded: h("forwarded"),
+            forwarded_proto: h("x-forwarded-proto"),
             request_id: h("x-request-id"),
         },
         created,

@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -84,6 +85,9 @@ pub(crate) enum UpstreamError {
     Unavailable(String),
     #[error("no response head from the upstream within {0:?}")]
     Timeout(Duration),
+    /// An answer hookgate cannot relay faithfully (SPEC §3 item 4); its connection is dropped.
+    #[error("upstream answer not relayable: {0}")]
+    Unrelayable(&'static str),
 }
 
 /// The upstream application, as one pooled client.
@@ -155,14 +159,54 @@ impl Upstream {
 
     pub(crate) async fn send(
         &self,
-        req: Request<BodyChunks>,
+        mut req: Request<BodyChunks>,
     ) -> Result<Response<Incoming>, UpstreamError> {
-        match tokio::time::timeout(self.timeout, self.client.request(req)).await {
-            Ok(Ok(resp)) => Ok(resp),
-            Ok(Err(e)) => Err(UpstreamError::Unavailable(error_chain(&e))),
-            Err(_) => Err(UpstreamError::Timeout(self.timeout)),
-        }
+        // hyper skips 1xx heads; 100 and 103 are harmless, any other one means the upstream
+        // speaks a protocol hookgate does not relay (102 Processing, 104 Upload Resumption).
+        let stray = Arc::new(AtomicU16::new(0));
+        let seen = stray.clone();
+        hyper::ext::on_informational(&mut req, move |informational| {
+            let code = informational.status().as_u16();
+            if code != 100 && code != 103 {
+                seen.store(code, Ordering::Relaxed);
+            }
+        });
+        let resp = match tokio::time::timeout(self.timeout, self.client.request(req)).await {
+            Ok(Ok(resp)) => resp,
+            Ok(Err(e)) => return Err(UpstreamError::Unavailable(error_chain(&e))),
+            Err(_) => return Err(UpstreamError::Timeout(self.timeout)),
+        };
+        check_relayable(&resp, stray.load(Ordering::Relaxed))?;
+        Ok(resp)
     }
+}
+
+/// SPEC §3 item 4: hookgate never asks for an upgrade (it strips `Upgrade`), so a 101 is a
+/// protocol switch it cannot follow; a stray 1xx, or Content-Length beside Transfer-Encoding
+/// (RFC 9112 §6.1: a sign of smuggling), is an answer two parties could read differently.
+fn check_relayable(
+    resp: &Response<Incoming>,
+    stray_informational: u16,
+) -> Result<(), UpstreamError> {
+    if resp.status() == http::StatusCode::SWITCHING_PROTOCOLS {
+        return Err(UpstreamError::Unrelayable(
+            "101 Switching Protocols to a request that asked for no upgrade",
+        ));
+    }
+    if stray_informational != 0 {
+        return Err(UpstreamError::Unrelayable(
+            "an informational (1xx) response other than 100 or 103",
+        ));
+    }
+    let headers = resp.headers();
+    if headers.contains_key(http::header::CONTENT_LENGTH)
+        && headers.contains_key(http::header::TRANSFER_ENCODING)
+    {
+        return Err(UpstreamError::Unrelayable(
+            "Content-Length together with Transfer-Encoding",
+        ));
+    }
+    Ok(())
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

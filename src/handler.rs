@@ -2,30 +2,29 @@
 //! and signature, the upstream call, then one access-log line and the metrics from one outcome.
 
 use std::convert::Infallible;
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use http::header::{ALLOW, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST};
 use http::{HeaderValue, Method, Request, Response, StatusCode, Version};
 use http_body::Body as _;
-use http_body_util::{BodyExt, Either, Full};
+use http_body_util::{Either, Full};
 use hyper::body::Incoming;
-use tokio::sync::SemaphorePermit;
 
+use crate::body::{linger, read_body, Limits};
 use crate::connection::Conn;
-use crate::forward::{BodyChunks, UpstreamError};
+use crate::forward::UpstreamError;
 use crate::identity::{self, CONTENT_DIGEST, SIGNATURE, SIGNATURE_INPUT, X_REQUEST_ID};
 use crate::metrics::Reason;
-use crate::policy::{framing, request, Denied};
-use crate::signature::{ContentDigest, Covered};
+use crate::policy::{framing, normalize, request, Denied};
+use crate::request_log::{Logged, RequestLog};
+use crate::signature::Covered;
 use crate::snapshot::Snapshot;
 
-/// What hookgate answers with: the upstream's streamed body or its own small one.
-pub(crate) type Body = Either<Incoming, Full<Bytes>>;
-
-/// How long an unread request body is still read and discarded after an early response, so the
-/// client receives the response instead of a connection reset.
-const LINGER: Duration = Duration::from_secs(5);
+/// What hookgate answers with: the upstream's streamed body or its own small one, carrying the
+/// request's log line until it has been sent.
+pub(crate) type Body = Logged<Either<Incoming, Full<Bytes>>>;
 
 enum Failure {
     Denied(Denied),
@@ -40,19 +39,20 @@ impl From<Denied> for Failure {
 
 pub(crate) async fn handle(
     req: Request<Incoming>,
-    conn: &Conn,
+    conn: Arc<Conn>,
 ) -> Result<Response<Body>, Infallible> {
-    let start = Instant::now();
     let request_id = new_request_id();
-    let method = req.method().clone();
-    let uri = req.uri().clone();
-    let mut upstream_time = None;
+    let mut log = RequestLog::start(
+        conn,
+        request_id.clone(),
+        req.method().clone(),
+        req.uri().clone(),
+    );
     // Request rules come from the snapshot in force now: a reload applies to the next request
     // even on an open keep-alive connection (the TLS identity stays the connection's).
+    let conn = log.conn_arc();
     let snap = conn.gate.snapshot.load_full();
-    let result = process(req, conn, &snap, &request_id, &mut upstream_time).await;
-    let elapsed = start.elapsed();
-    let metrics = &conn.gate.metrics;
+    let result = process(req, &conn, &mut log, &snap, &request_id).await;
 
     let (mut response, reason, detail) = match result {
         Ok(mut resp) => {
@@ -60,12 +60,12 @@ pub(crate) async fn handle(
             (resp.map(Either::Left), Reason::Ok, None)
         }
         Err(Failure::Denied(d)) => {
-            let mut resp = error_response(d.status(), &request_id);
+            let mut resp = error_response(d.status(), d.error_word(), &request_id);
             match d {
                 Denied::Method => {
                     resp.headers_mut().insert(ALLOW, snap.allow.clone());
                 }
-                Denied::BodyTooLarge | Denied::BodyTimeout | Denied::NoBufferRoom => {
+                Denied::BodyTooLarge | Denied::BodyTimeout(_) | Denied::NoBufferRoom => {
                     resp.headers_mut()
                         .insert(CONNECTION, HeaderValue::from_static("close"));
                 }
@@ -74,48 +74,37 @@ pub(crate) async fn handle(
             (resp, d.reason(), Some(d.detail().to_owned()))
         }
         Err(Failure::Upstream(e)) => {
-            let (status, reason) = match e {
-                UpstreamError::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, Reason::UpstreamTimeout),
-                UpstreamError::Unavailable(_) => {
-                    (StatusCode::BAD_GATEWAY, Reason::UpstreamUnavailable)
-                }
+            let (status, word, reason) = match e {
+                UpstreamError::Timeout(_) => (
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "upstream_timeout",
+                    Reason::UpstreamTimeout,
+                ),
+                UpstreamError::Unavailable(_) | UpstreamError::Unrelayable(_) => (
+                    StatusCode::BAD_GATEWAY,
+                    "upstream_unavailable",
+                    Reason::UpstreamUnavailable,
+                ),
             };
             (
-                error_response(status, &request_id),
+                error_response(status, word, &request_id),
                 reason,
                 Some(e.to_string()),
             )
         }
     };
-    response
-        .headers_mut()
-        .insert(X_REQUEST_ID, request_id.clone());
-
-    metrics.request(reason, elapsed);
-    if let Some(t) = upstream_time {
-        metrics.upstream_duration(t);
-    }
-    let upstream_ms = upstream_time.map_or(0.0, |t| t.as_secs_f64() * 1e3);
-    let fields = AccessLog {
-        request_id: request_id.to_str().unwrap_or_default(),
-        conn,
-        method: method.as_str(),
-        path: uri.path(),
-        status: response.status().as_u16(),
-        reason,
-        duration_ms: elapsed.as_secs_f64() * 1e3,
-        upstream_ms,
-    };
-    fields.emit(detail.as_deref());
-    Ok(response)
+    response.headers_mut().insert(X_REQUEST_ID, request_id);
+    let streams = !response.body().is_end_stream();
+    log.respond(response.status().as_u16(), reason, detail, streams);
+    Ok(response.map(|body| Logged::new(body, log)))
 }
 
 async fn process(
     req: Request<Incoming>,
     conn: &Conn,
+    log: &mut RequestLog,
     snap: &Snapshot,
     request_id: &HeaderValue,
-    upstream_time: &mut Option<Duration>,
 ) -> Result<Response<Incoming>, Failure> {
     let (mut parts, mut body) = req.into_parts();
 
@@ -124,14 +113,13 @@ async fn process(
         linger(body);
         return Err(denied.into());
     }
-    let (body, digest, _buffered) = match read_body(
-        &mut body,
-        snap.config.request.max_body,
-        snap.config.listen.header_timeout,
-        &conn.gate.body_budget.permits,
-    )
-    .await
-    {
+    let listen = &snap.config.listen;
+    let limits = Limits {
+        max: snap.config.request.max_body,
+        stall: listen.header_timeout,
+        deadline: tokio::time::Instant::now() + listen.body_timeout,
+    };
+    let read = match read_body(&mut body, declared, &limits, &conn.gate.body_budget).await {
         Ok(b) => b,
         Err(denied) => {
             linger(body);
@@ -140,17 +128,15 @@ async fn process(
     };
     let path = parts.uri.path();
     if let Some(rule) = &snap.payload {
-        if request::is_under_any_spelling(&rule.path_prefixes, path) {
-            request::check_developer_payload(&rule.pointer, &rule.values, &body.contiguous())?;
+        if normalize::is_under(&rule.path_prefixes, path) {
+            let whole = read.chunks.contiguous();
+            request::check_developer_payload(&rule.pointer, &rule.values, &whole)?;
         }
     }
 
     // Strip, then set: nothing the client sent may pass for hookgate's word.
     let headers = &mut parts.headers;
-    identity::strip_inbound(headers);
-    if let Some(rule) = snap.header.as_ref().filter(|r| r.strip) {
-        headers.remove(&rule.name);
-    }
+    snap.strip.apply(headers);
     match snap.upstream.host_override() {
         Some(host) => {
             headers.insert(HOST, host.clone());
@@ -167,8 +153,8 @@ async fn process(
         }
         None => {}
     }
-    conn.identity.apply(headers, request_id, digest);
-    headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+    conn.identity.apply(headers, request_id, read.digest);
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(read.chunks.len()));
     let forwarded_path;
     if let Some(signer) = &snap.signer {
         forwarded_path = snap.upstream.forwarded_path(path);
@@ -184,6 +170,8 @@ async fn process(
                 client_cert: conn.identity.client_cert.as_bytes(),
                 client_cert_sha256: conn.identity.cert_sha256.as_bytes(),
                 forwarded_for: conn.identity.forwarded_for.as_bytes(),
+                forwarded: conn.identity.forwarded.as_bytes(),
+                forwarded_proto: identity::HTTPS.as_bytes(),
                 request_id: request_id.as_bytes(),
             },
             created,
@@ -196,8 +184,12 @@ async fn process(
     parts.version = Version::HTTP_11;
 
     let sent = Instant::now();
-    let result = snap.upstream.send(Request::from_parts(parts, body)).await;
-    *upstream_time = Some(sent.elapsed());
+    let result = snap
+        .upstream
+        .send(Request::from_parts(parts, read.chunks))
+        .await;
+    log.upstream_time(sent.elapsed());
+    drop(read.room);
     result.map_err(Failure::Upstream)
 }
 
@@ -213,7 +205,7 @@ fn check_head(
         return Err(Denied::BadRequest(why));
     }
     framing::check_framing(&parts.headers)?;
-    framing::check_authority(parts.uri.authority(), &parts.headers)?;
+    framing::check_host(parts.uri.authority(), &parts.headers)?;
     if parts.method != Method::CONNECT {
         framing::check_path(parts.uri.path())?;
     }
@@ -232,74 +224,12 @@ fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
-/// Reads the whole body (at most `max` bytes) and its SHA-256 digest in one pass.
-/// Each part of the body must arrive within `stall` (the `header_timeout`): a client that stops
-/// sending mid-body must not hold its connection, and its slot, forever. Every buffered byte
-/// takes room from the process-wide `budget` (returned when the permit drops, after the
-/// upstream answered); waiting longer than `stall` for room ends the request like a stall.
-async fn read_body<'g>(
-    body: &mut Incoming,
-    max: u64,
-    stall: Duration,
-    budget: &'g tokio::sync::Semaphore,
-) -> Result<(BodyChunks, HeaderValue, Option<SemaphorePermit<'g>>), Denied> {
-    let mut digest = ContentDigest::new();
-    let mut chunks = BodyChunks::default();
-    let mut held: Option<SemaphorePermit<'g>> = None;
-    let mut held_kib = 0;
-    while let Some(frame) = tokio::time::timeout(stall, body.frame())
-        .await
-        .map_err(|_| Denied::BodyTimeout)?
-    {
-        let frame = frame.map_err(|_| Denied::BadRequest("request body could not be read"))?;
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
-        let total = chunks.len() + data.len() as u64;
-        if total > max {
-            return Err(Denied::BodyTooLarge);
-        }
-        let need = crate::kib(total).saturating_sub(held_kib);
-        if need > 0 {
-            let need = u32::try_from(need).map_err(|_| Denied::BodyTooLarge)?;
-            let more = tokio::time::timeout(stall, budget.acquire_many(need))
-                .await
-                .map_err(|_| Denied::NoBufferRoom)?
-                .map_err(|_| Denied::NoBufferRoom)?;
-            held_kib += need as usize;
-            match &mut held {
-                Some(p) => p.merge(more),
-                None => held = Some(more),
-            }
-        }
-        digest.update(&data);
-        chunks.push(data);
-    }
-    Ok((chunks, digest.finish(), held))
-}
-
-/// Reads and discards what is left of a body in the background, for a bounded time.
-fn linger(mut body: Incoming) {
-    if body.is_end_stream() {
-        return;
-    }
-    tokio::spawn(async move {
-        let drain = async { while let Some(Ok(_)) = body.frame().await {} };
-        let _ = tokio::time::timeout(LINGER, drain).await;
-    });
-}
-
-fn error_response(status: StatusCode, request_id: &HeaderValue) -> Response<Body> {
-    let word = match status {
-        StatusCode::BAD_REQUEST => "bad_request",
-        StatusCode::NOT_FOUND => "not_found",
-        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
-        StatusCode::FORBIDDEN => "forbidden",
-        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
-        StatusCode::REQUEST_TIMEOUT => "request_timeout",
-        StatusCode::GATEWAY_TIMEOUT => "upstream_timeout",
-        _ => "upstream_unavailable",
-    };
+/// hookgate's own answer: `{"error":"<word>","request_id":"<id>"}` (SPEC §3).
+fn error_response(
+    status: StatusCode,
+    word: &str,
+    request_id: &HeaderValue,
+) -> Response<Either<Incoming, Full<Bytes>>> {
     let body = format!(
         "{{\"error\":\"{word}\",\"request_id\":\"{}\"}}",
         request_id.to_str().unwrap_or_default()
@@ -318,52 +248,4 @@ fn new_request_id() -> HeaderValue {
     let _ = aws_lc_rs::rand::fill(&mut raw);
     HeaderValue::try_from(crate::allowlist::thumbprint::hex(&raw))
         .expect("hex is a valid header value")
-}
-
-struct AccessLog<'a> {
-    request_id: &'a str,
-    conn: &'a Conn,
-    method: &'a str,
-    path: &'a str,
-    status: u16,
-    reason: Reason,
-    duration_ms: f64,
-    upstream_ms: f64,
-}
-
-impl AccessLog<'_> {
-    fn emit(&self, detail: Option<&str>) {
-        let id = &self.conn.identity;
-        let cert = id.cert_sha256.to_str().unwrap_or_default();
-        let outcome = self.reason.outcome().label();
-        match detail {
-            None => tracing::info!(
-                request_id = self.request_id,
-                client_ip = %id.client_ip,
-                client_cert_sha256 = cert,
-                method = self.method,
-                path = self.path,
-                status = self.status,
-                outcome,
-                reason = self.reason.label(),
-                duration_ms = self.duration_ms,
-                upstream_ms = self.upstream_ms,
-                "request"
-            ),
-            Some(detail) => tracing::warn!(
-                request_id = self.request_id,
-                client_ip = %id.client_ip,
-                client_cert_sha256 = cert,
-                method = self.method,
-                path = self.path,
-                status = self.status,
-                outcome,
-                reason = self.reason.label(),
-                detail,
-                duration_ms = self.duration_ms,
-                upstream_ms = self.upstream_ms,
-                "request"
-            ),
-        }
-    }
 }

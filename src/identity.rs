@@ -18,6 +18,8 @@ pub(crate) const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-i
 /// RFC 9440: the client certificate as an RFC 8941 byte sequence.
 pub(crate) const CLIENT_CERT: HeaderName = HeaderName::from_static("client-cert");
 pub(crate) const X_CLIENT_CERT_SHA256: HeaderName = HeaderName::from_static("x-client-cert-sha256");
+/// The `X-Forwarded-Proto` value: hookgate only speaks TLS to clients.
+pub(crate) const HTTPS: HeaderValue = HeaderValue::from_static("https");
 /// RFC 9530 digest of the forwarded body.
 pub(crate) const CONTENT_DIGEST: HeaderName = HeaderName::from_static("content-digest");
 /// RFC 9421 signature headers.
@@ -37,10 +39,8 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     http::header::EXPECT,
 ];
 
-/// Inbound headers an upstream might take as hookgate's word. The SPEC §4 set, plus the
-/// identity headers other proxies use (nginx, Envoy, RFC 9440's chain), so a client cannot
-/// smuggle them past an upstream configured for another proxy.
-const SPOOFABLE: [HeaderName; 16] = [
+/// The headers hookgate sets itself: every inbound copy is removed first.
+const SET_BY_HOOKGATE: [HeaderName; 9] = [
     X_FORWARDED_FOR,
     X_FORWARDED_PROTO,
     FORWARDED,
@@ -50,49 +50,106 @@ const SPOOFABLE: [HeaderName; 16] = [
     CONTENT_DIGEST,
     SIGNATURE_INPUT,
     SIGNATURE,
-    HeaderName::from_static("x-forwarded-host"),
-    HeaderName::from_static("x-forwarded-port"),
-    HeaderName::from_static("x-real-ip"),
-    HeaderName::from_static("client-cert-chain"),
-    HeaderName::from_static("x-client-cert"),
-    HeaderName::from_static("x-client-cert-sha1"),
-    HeaderName::from_static("x-forwarded-client-cert"),
 ];
 
-/// Removes hop-by-hop headers (and every header `Connection` names) and spoofable ones.
-pub(crate) fn strip_inbound(headers: &mut HeaderMap) {
-    remove_hop_by_hop(headers);
-    for name in &SPOOFABLE {
-        headers.remove(name);
+/// SPEC §4: headers another proxy or framework may trust for the client's identity, address,
+/// scheme, path or method (nginx, Envoy, Traefik, HAProxy, IIS ARR, AWS ALB, Cloudflare, Akamai,
+/// IIS URL Rewrite, method-override middleware), in canonical spelling.
+const TRUSTED_ELSEWHERE: [&str; 32] = [
+    "x-real-ip",
+    "x-client-ip",
+    "true-client-ip",
+    "cf-connecting-ip",
+    "x-cluster-client-ip",
+    "x-original-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-port",
+    "x-forwarded-server",
+    "x-forwarded-ssl",
+    "x-forwarded-scheme",
+    "x-forwarded-prefix",
+    "x-forwarded-client-cert",
+    "x-forwarded-tls-client-cert",
+    "x-forwarded-tls-client-cert-info",
+    "x-client-cert",
+    "x-client-cert-sha1",
+    "client-cert-chain",
+    "x-ssl-client-cert",
+    "x-ssl-client-verify",
+    "x-ssl-client-s-dn",
+    "x-ssl-client-i-dn",
+    "ssl-client-cert",
+    "ssl-client-verify",
+    "x-arr-clientcert",
+    "x-amzn-mtls-clientcert",
+    "x-amzn-mtls-clientcert-leaf",
+    "x-original-url",
+    "x-rewrite-url",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
+/// Every inbound header name hookgate removes before forwarding, in canonical spelling
+/// (lowercase, `-`): hop-by-hop, the headers it sets, [`TRUSTED_ELSEWHERE`], the required
+/// header when `strip = true`, and `request.strip_headers`. Built once per snapshot.
+#[derive(Debug)]
+pub(crate) struct StripList {
+    names: std::collections::HashSet<HeaderName>,
+}
+
+impl StripList {
+    pub(crate) fn new(extra: impl IntoIterator<Item = HeaderName>) -> Self {
+        let names = HOP_BY_HOP
+            .iter()
+            .chain(SET_BY_HOOKGATE.iter())
+            .cloned()
+            .chain(TRUSTED_ELSEWHERE.iter().map(|n| HeaderName::from_static(n)))
+            .chain(extra.into_iter().map(|n| canonical_name(&n).unwrap_or(n)))
+            .collect();
+        StripList { names }
     }
-    // CGI/WSGI-style upstreams read `X_Forwarded_For` as `X-Forwarded-For`: drop such twins.
-    let twins: Vec<HeaderName> = headers
-        .keys()
-        .filter(|k| k.as_str().contains('_'))
-        .filter(|k| {
-            let dashed = k.as_str().replace('_', "-");
-            SPOOFABLE
-                .iter()
-                .chain(HOP_BY_HOP.iter())
-                .any(|n| n.as_str() == dashed)
-        })
-        .cloned()
-        .collect();
-    for name in twins {
-        headers.remove(name);
+
+    /// Removes every listed header in every spelling (`X_Forwarded_For` is `X-Forwarded-For`
+    /// to CGI/WSGI/Rack upstreams), and every header `Connection` names. Strip, then set.
+    pub(crate) fn apply(&self, headers: &mut HeaderMap) {
+        let mut doomed = connection_named(headers);
+        doomed.extend(headers.keys().filter(|k| self.is_stripped(k)).cloned());
+        for name in doomed {
+            headers.remove(name);
+        }
+    }
+
+    fn is_stripped(&self, name: &HeaderName) -> bool {
+        match canonical_name(name) {
+            Some(dashed) => self.names.contains(&dashed),
+            None => self.names.contains(name),
+        }
     }
 }
 
-/// Removes `Connection`, every header it names, and the fixed hop-by-hop set.
-pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
+/// The `-` spelling of a name written with `_`, or `None` when it has no `_`.
+fn canonical_name(name: &HeaderName) -> Option<HeaderName> {
+    let s = name.as_str();
+    if !s.contains('_') {
+        return None;
+    }
+    HeaderName::from_bytes(s.replace('_', "-").as_bytes()).ok()
+}
+
+fn connection_named(headers: &HeaderMap) -> Vec<HeaderName> {
+    headers
         .get_all(http::header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
-        .collect();
-    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+        .collect()
+}
+
+/// Removes `Connection`, every header it names, and the fixed hop-by-hop set (responses).
+pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    for name in connection_named(headers).iter().chain(HOP_BY_HOP.iter()) {
         headers.remove(name);
     }
 }
@@ -142,7 +199,7 @@ impl ClientIdentity {
         digest: HeaderValue,
     ) {
         headers.insert(X_FORWARDED_FOR, self.forwarded_for.clone());
-        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
+        headers.insert(X_FORWARDED_PROTO, HTTPS);
         headers.insert(FORWARDED, self.forwarded.clone());
         headers.insert(X_REQUEST_ID, request_id.clone());
         headers.insert(CLIENT_CERT, self.client_cert.clone());
@@ -160,7 +217,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn strips_connection_named_hop_by_hop_and_spoofed_headers() {
+    fn strips_connection_named_hop_by_hop_and_spoofed_headers_in_every_spelling() {
         let mut h = HeaderMap::new();
         for (k, v) in [
             ("connection", "keep-alive, x-secret-hop"),
@@ -177,13 +234,52 @@ mod tests {
             ("x-real-ip", "1.2.3.4"),
             ("x_forwarded_for", "203.0.113.66"),
             ("client_cert", ":Zm9yZ2Vk:"),
+            ("x-ssl-client-cert", "forged"),
+            ("x_arr_clientcert", "forged"),
+            ("x-http-method-override", "DELETE"),
+            ("x_original_url", "/admin"),
+            ("true-client-ip", "1.2.3.4"),
+            ("x-webhook-secret", "s3cret"),
+            ("x_webhook_secret", "s3cret"),
+            ("x-internal-user", "admin"),
+            ("x_internal_user", "admin"),
             ("content-type", "application/json"),
+            ("x-scan-id", "42"),
         ] {
             h.append(HeaderName::from_static(k), HeaderValue::from_static(v));
         }
-        strip_inbound(&mut h);
-        let left: Vec<_> = h.keys().map(|k| k.as_str()).collect();
-        assert_eq!(left, ["content-type"]);
+        let list = StripList::new([
+            HeaderName::from_static("x-webhook-secret"),
+            HeaderName::from_static("x_internal_user"),
+        ]);
+        list.apply(&mut h);
+        let mut left: Vec<_> = h.keys().map(|k| k.as_str()).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["content-type", "x-scan-id"]);
+    }
+
+    #[test]
+    fn every_spec_name_is_stripped_in_both_spellings() {
+        let list = StripList::new([]);
+        let set_by_hookgate = SET_BY_HOOKGATE;
+        for name in TRUSTED_ELSEWHERE
+            .iter()
+            .copied()
+            .chain(set_by_hookgate.iter().map(|n| n.as_str()))
+        {
+            let mut h = HeaderMap::new();
+            h.insert(
+                HeaderName::from_bytes(name.as_bytes()).expect("name"),
+                HeaderValue::from_static("x"),
+            );
+            let twin = name.replace('-', "_");
+            h.insert(
+                HeaderName::from_bytes(twin.as_bytes()).expect("name"),
+                HeaderValue::from_static("x"),
+            );
+            list.apply(&mut h);
+            assert!(h.is_empty(), "{name}");
+        }
     }
 
     #[test]

@@ -16,11 +16,13 @@
 
 pub(crate) mod admin;
 pub(crate) mod allowlist;
+pub(crate) mod body;
 pub mod commands;
 pub(crate) mod config;
 pub(crate) mod connection;
 pub(crate) mod demo;
 pub(crate) mod forward;
+pub(crate) mod fsio;
 #[doc(hidden)]
 pub mod fuzz_api;
 pub(crate) mod handler;
@@ -33,6 +35,7 @@ pub(crate) mod proxy_protocol;
 pub(crate) mod read_ahead;
 pub(crate) mod refresh;
 pub(crate) mod reload;
+pub(crate) mod request_log;
 pub(crate) mod secret;
 pub(crate) mod server;
 pub(crate) mod signature;
@@ -61,39 +64,8 @@ pub(crate) struct Gate {
     pub generation: tokio::sync::watch::Sender<u64>,
     /// The refresh tasks of the remote allow lists.
     pub remote_tasks: Mutex<refresh::RemoteTasks>,
-    /// Room for buffered request bodies, in KiB (`request.max_buffered`), shared by all
-    /// requests so that many large bodies at once cannot exhaust memory.
-    pub body_budget: BodyBudget,
-}
-
-/// A semaphore of KiB that follows a reloaded `request.max_buffered`.
-pub(crate) struct BodyBudget {
-    pub permits: tokio::sync::Semaphore,
-    size_kib: Mutex<usize>,
-}
-
-impl BodyBudget {
-    pub(crate) fn new(bytes: u64) -> Self {
-        let kib = kib(bytes);
-        BodyBudget {
-            permits: tokio::sync::Semaphore::new(kib),
-            size_kib: Mutex::new(kib),
-        }
-    }
-
-    /// Grows at once; shrinks as buffered bodies are released.
-    pub(crate) fn resize(&self, bytes: u64) {
-        if let Ok(mut size) = self.size_kib.lock() {
-            *size = server::resize(&self.permits, *size, kib(bytes));
-        }
-    }
-}
-
-/// Bytes to whole KiB, rounded up, capped to what a semaphore holds.
-pub(crate) fn kib(bytes: u64) -> usize {
-    usize::try_from(bytes.div_ceil(1024))
-        .unwrap_or(usize::MAX)
-        .min(tokio::sync::Semaphore::MAX_PERMITS)
+    /// Room for buffered request bodies (`request.max_buffered`).
+    pub body_budget: body::BodyBudget,
 }
 
 /// The crate version, as `hookgate --version` and `hookgate_build_info` report it.
@@ -180,6 +152,8 @@ pub mod bench_api {
         pub client_cert: &'a [u8],
         pub client_cert_sha256: &'a [u8],
         pub forwarded_for: &'a [u8],
+        pub forwarded: &'a [u8],
+        pub forwarded_proto: &'a [u8],
         pub request_id: &'a [u8],
     }
 
@@ -201,6 +175,8 @@ pub mod bench_api {
                 client_cert: c.client_cert,
                 client_cert_sha256: c.client_cert_sha256,
                 forwarded_for: c.forwarded_for,
+                forwarded: c.forwarded,
+                forwarded_proto: c.forwarded_proto,
                 request_id: c.request_id,
             };
             self.0.sign(&covered, created)
@@ -216,9 +192,13 @@ pub mod bench_api {
         digest.finish()
     }
 
-    /// `identity::strip_inbound`.
+    /// `identity::StripList::apply` with the SPEC §4 list and the default required header.
     pub fn strip_inbound(headers: &mut HeaderMap) {
-        identity::strip_inbound(headers);
+        thread_local! {
+            static LIST: identity::StripList =
+                identity::StripList::new([HeaderName::from_static("x-webhook-secret")]);
+        }
+        LIST.with(|l| l.apply(headers));
     }
 
     /// `identity::ClientIdentity` (built once per connection in hookgate).

@@ -73,8 +73,10 @@ label_enum! {
         BodyTooLarge => "body_too_large",
         DeveloperPayload => "developer_payload",
         BadRequest => "bad_request",
+        Timeout => "timeout",
         UpstreamUnavailable => "upstream_unavailable",
         UpstreamTimeout => "upstream_timeout",
+        Shutdown => "shutdown",
     }
 }
 
@@ -88,9 +90,11 @@ impl Reason {
             | Reason::Header
             | Reason::BodyTooLarge
             | Reason::DeveloperPayload => Outcome::Denied,
-            Reason::BadRequest | Reason::UpstreamUnavailable | Reason::UpstreamTimeout => {
-                Outcome::Error
-            }
+            Reason::BadRequest
+            | Reason::Timeout
+            | Reason::UpstreamUnavailable
+            | Reason::UpstreamTimeout
+            | Reason::Shutdown => Outcome::Error,
         }
     }
 }

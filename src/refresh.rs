@@ -9,7 +9,7 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 use crate::allowlist::remote::{
-    load_cache, parse_entries, run_refresh, RefreshHooks, RefreshResult,
+    cached_at, load_cache, parse_entries, run_refresh, RefreshHooks, RefreshResult,
 };
 use crate::allowlist::{Network, Thumbprint};
 use crate::metrics::ListKind;
@@ -70,6 +70,11 @@ fn sync_one<T: Entry>(
                         if !parsed.entries.is_empty() {
                             tracing::info!(list = kind.label(), entries = parsed.entries.len(), cache = %path.display(), "allow list loaded from cache");
                             T::apply(gate, parsed.entries);
+                            // SPEC §5: the age of what serves, so the stale-list alert does not
+                            // fire during the very outage the cache covers.
+                            if let Some(at) = cached_at(path) {
+                                gate.metrics.set_allowlist_last_success(kind, at);
+                            }
                         }
                     }
                     Ok(None) => {}

@@ -7,10 +7,10 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::watch;
 
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::metrics::ListKind;
 use crate::snapshot::Snapshot;
-use crate::Gate;
+use crate::{fsio, Gate};
 
 /// How often watched files are looked at (SPEC: a change is picked up within 10 s).
 const WATCH_INTERVAL: Duration = Duration::from_secs(2);
@@ -23,30 +23,49 @@ pub(crate) fn spawn(gate: Arc<Gate>, config_path: PathBuf, mut shutdown: watch::
             tracing::error!("cannot install the SIGHUP handler");
             return;
         };
-        let mut seen = fingerprint(&watched_files(&gate.snapshot.load(), &config_path));
+        let mut watcher = Watcher::new(config_path.clone());
+        let mut seen = watcher.look(&gate).await;
         let mut tick = tokio::time::interval(WATCH_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let trigger = tokio::select! {
                 _ = hup.recv() => "SIGHUP",
                 _ = tick.tick() => {
-                    let now = fingerprint(&watched_files(&gate.snapshot.load(), &config_path));
-                    if now == seen { continue; }
-                    "file change"
+                    // A look that failed (EMFILE, a hung mount) is no change: try again later.
+                    match watcher.look(&gate).await {
+                        Some(now) if seen.as_ref() != Some(&now) => {
+                            seen = Some(now);
+                            "file change"
+                        }
+                        _ => continue,
+                    }
                 }
                 _ = shutdown.changed() => return,
             };
-            reload(&gate, &config_path, trigger);
+            reload(&gate, &config_path, trigger).await;
             // The new config may name other files.
-            seen = fingerprint(&watched_files(&gate.snapshot.load(), &config_path));
+            if let Some(now) = watcher.look(&gate).await {
+                seen = Some(now);
+            }
         }
     });
 }
 
-/// Loads, builds and swaps; the old snapshot keeps serving if anything fails.
-pub(crate) fn reload(gate: &Arc<Gate>, config_path: &Path, trigger: &str) -> bool {
+/// Loads and builds off the runtime under [`fsio::LOAD_LIMIT`], then swaps; the old snapshot
+/// keeps serving if anything fails.
+pub(crate) async fn reload(gate: &Arc<Gate>, config_path: &Path, trigger: &str) -> bool {
     let remote = gate.remote.lock().map(|r| r.clone()).unwrap_or_default();
-    let built = Config::load(config_path).and_then(|c| Snapshot::build(c, &remote));
+    let path = config_path.to_owned();
+    let built = fsio::bounded_async(fsio::LOAD_LIMIT, move || {
+        Config::load(&path).and_then(|c| Snapshot::build(c, &remote))
+    })
+    .await
+    .map_err(|stuck| ConfigError::stuck(config_path, &stuck))
+    .and_then(|built| built)
+    .and_then(|new| match emptied_list(&new) {
+        Some(e) => Err(e),
+        None => Ok(new),
+    });
     match built {
         Ok(new) => {
             let old = gate.snapshot.load();
@@ -107,15 +126,83 @@ pub(crate) fn publish_gauges(gate: &Gate) {
     }
 }
 
-/// The config file and every file it names that SPEC §6 says is watched, by the config in force
-/// and by the one on disk: after a failed reload the latter may name a file that does not exist
-/// yet (a Kubernetes ConfigMap updated before its Secret), whose arrival must be picked up.
-fn watched_files(snap: &Snapshot, config_path: &Path) -> Vec<PathBuf> {
-    let mut files = named_files(&snap.config, config_path);
-    if let Ok(on_disk) = Config::load(config_path) {
-        files.extend(named_files(&on_disk, config_path));
+/// SPEC §6: a reload that would leave a configured list with no entry (an emptied or truncated
+/// list file, say) fails, naming the list's files; at start-up an empty list fails closed instead.
+fn emptied_list(new: &Snapshot) -> Option<ConfigError> {
+    let c = &new.config;
+    let files = |files: &[PathBuf]| {
+        let names: Vec<String> = files
+            .iter()
+            .map(|f| c.resolve_path(f).display().to_string())
+            .collect();
+        if names.is_empty() {
+            String::new()
+        } else {
+            format!(" (read from {})", names.join(", "))
+        }
+    };
+    if let (Some(list), Some(cfg)) = (&new.pins, &c.thumbprints) {
+        if list.live.load().is_empty() {
+            return Some(c.error(
+                "thumbprints",
+                format!(
+                    "the new config leaves [thumbprints] with no entry{}; the previous lists keep serving",
+                    files(&cfg.files)
+                ),
+            ));
+        }
     }
-    files
+    if let (Some(list), Some(cfg)) = (&new.source_ips, &c.source_ips) {
+        if list.live.load().is_empty() {
+            return Some(c.error(
+                "source_ips",
+                format!(
+                    "the new config leaves [source_ips] with no entry{}; the previous lists keep serving",
+                    files(&cfg.files)
+                ),
+            ));
+        }
+    }
+    None
+}
+
+/// Watches the config file and every file it names that SPEC §6 says is watched, by the config
+/// in force and by the one on disk: after a failed reload the latter may name a file that does
+/// not exist yet (a Kubernetes ConfigMap updated before its Secret), whose arrival must be
+/// picked up.
+struct Watcher {
+    config_path: PathBuf,
+    /// Files named by the config on disk when it last parsed.
+    on_disk: Arc<std::sync::Mutex<Vec<PathBuf>>>,
+}
+
+impl Watcher {
+    fn new(config_path: PathBuf) -> Self {
+        Watcher {
+            config_path,
+            on_disk: Arc::default(),
+        }
+    }
+
+    /// The fingerprint of every watched file, or `None` when a file could not be looked at
+    /// (any error but "not found", or the look hung): that is no change.
+    async fn look(&mut self, gate: &Gate) -> Option<Print> {
+        let snap = gate.snapshot.load_full();
+        let config_path = self.config_path.clone();
+        let on_disk = self.on_disk.clone();
+        fsio::bounded_async(fsio::LOAD_LIMIT, move || {
+            let mut files = named_files(&snap.config, &config_path);
+            let mut known = on_disk.lock().ok()?;
+            if let Ok(c) = Config::load(&config_path) {
+                *known = named_files(&c, &config_path);
+            }
+            files.extend(known.iter().cloned());
+            fingerprint(&files)
+        })
+        .await
+        .ok()
+        .flatten()
+    }
 }
 
 fn named_files(c: &Config, config_path: &Path) -> Vec<PathBuf> {
@@ -138,14 +225,20 @@ fn named_files(c: &Config, config_path: &Path) -> Vec<PathBuf> {
 /// swap changes this), its inode, size and mtime.
 type Print = Vec<Option<(PathBuf, u64, u64, SystemTime)>>;
 
-fn fingerprint(files: &[PathBuf]) -> Print {
+fn fingerprint(files: &[PathBuf]) -> Option<Print> {
+    use std::io::ErrorKind::NotFound;
     use std::os::unix::fs::MetadataExt;
+    let look = |f: &PathBuf| -> std::io::Result<_> {
+        let target = std::fs::canonicalize(f)?;
+        let m = std::fs::metadata(&target)?;
+        Ok((target, m.ino(), m.len(), m.modified()?))
+    };
     files
         .iter()
-        .map(|f| {
-            let target = std::fs::canonicalize(f).ok()?;
-            let m = std::fs::metadata(&target).ok()?;
-            Some((target, m.ino(), m.len(), m.modified().ok()?))
+        .map(|f| match look(f) {
+            Ok(print) => Some(Some(print)),
+            Err(e) if e.kind() == NotFound => Some(None),
+            Err(_) => None,
         })
         .collect()
 }

@@ -55,7 +55,7 @@ impl SecretSource {
                 .into_bytes(),
             SecretSource::File { file } => {
                 let path = base.join(file);
-                let mut bytes = std::fs::read(&path).map_err(|source| SecretError::File {
+                let mut bytes = crate::fsio::read(&path).map_err(|source| SecretError::File {
                     path: path.clone(),
                     source,
                 })?;

@@ -1,44 +1,96 @@
-//! The accept loop: a connection permit first (beyond `max_connections` new connections wait in
-//! the kernel backlog), then the source-IP check before any TLS byte, then one task per
-//! connection. On shutdown the listener closes and live connections drain under a deadline.
+//! The accept loop: a connection permit first (beyond `max_connections`, or beyond what the
+//! process's file descriptors allow, new connections wait in the kernel backlog), then the
+//! source-IP check before any TLS byte, then one task per connection. On shutdown the listener
+//! closes, live connections drain, and whatever is left at the end of `shutdown_grace` is cut.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{mpsc, watch, Semaphore};
 
-use crate::connection::{self, deny_ip, is_allowed_source};
+use crate::connection::{self, deny_ip, is_allowed_source, Stop};
 use crate::Gate;
 
+/// File descriptors kept free for everything but client connections: the admin listener and
+/// its scrapes, reloads, list refreshes, logs.
+const RESERVED_FDS: u64 = 64;
+
+/// How long connections cut at the end of the grace get to write their log lines.
+const CUT_WAIT: Duration = Duration::from_secs(2);
+
+/// Binds the TLS listener with a backlog that follows `max_connections` (the kernel caps it at
+/// `net.core.somaxconn`): beyond the permits, connections wait there instead of being refused.
+pub(crate) fn bind(addr: SocketAddr, max_connections: usize) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(max_connections.clamp(128, 65_535) as u32)
+}
+
+/// Raises the soft file-descriptor limit to the hard one and returns how many client
+/// connections it leaves room for (two descriptors each: the client and its upstream), so that
+/// running out of descriptors delays new connections instead of breaking the admin listener.
+pub(crate) fn connection_capacity() -> usize {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        if setrlimit(Resource::Nofile, limit).is_err() {
+            limit = getrlimit(Resource::Nofile);
+        }
+    }
+    match limit.current {
+        None => usize::MAX,
+        Some(n) => usize::try_from(n.saturating_sub(RESERVED_FDS) / 2)
+            .unwrap_or(usize::MAX)
+            .max(1),
+    }
+}
+
 /// Serves until `shutdown` turns true, then stops accepting (closing the listener) and waits up
-/// to `shutdown_grace` for the connections in flight.
+/// to `shutdown_grace` for the connections in flight before cutting them.
 pub(crate) async fn serve(
     listener: TcpListener,
     gate: Arc<Gate>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut max = gate.snapshot.load().config.listen.max_connections;
+    let capacity = connection_capacity();
+    let configured = gate.snapshot.load().config.listen.max_connections;
+    if configured > capacity {
+        tracing::warn!(
+            max_connections = configured,
+            capacity,
+            "listen.max_connections exceeds what the file descriptor limit allows; serving at \
+             most `capacity` connections at once (raise LimitNOFILE / ulimit -n)"
+        );
+    }
+    let mut max = configured.min(capacity);
     let permits = Arc::new(Semaphore::new(max));
+    let (stop_tx, stop_rx) = watch::channel(Stop::Serve);
     // Every connection task holds a clone of `drain_tx`; `recv` returns None once all are gone.
     let (drain_tx, mut drain_rx) = mpsc::channel::<()>(1);
+    let mut failures = AcceptFailures::default();
     loop {
-        max = resize(
-            &permits,
-            max,
-            gate.snapshot.load().config.listen.max_connections,
-        );
+        let configured = gate.snapshot.load().config.listen.max_connections;
+        max = resize(&permits, max, configured.min(capacity));
         let permit = tokio::select! {
             p = permits.clone().acquire_owned() => p.expect("the semaphore is never closed"),
             _ = shutdown.changed() => break,
         };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok(a) => a,
+                Ok(a) => {
+                    failures.reset();
+                    a
+                }
                 Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::error!(detail = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    tokio::time::sleep(failures.record(&e)).await;
                     continue;
                 }
             },
@@ -52,22 +104,59 @@ pub(crate) async fn serve(
         }
         let _ = stream.set_nodelay(true);
         let gate = gate.clone();
-        let shutdown = shutdown.clone();
+        let stop = stop_rx.clone();
         let drain = drain_tx.clone();
         tokio::spawn(async move {
-            connection::serve(stream, peer, gate, snapshot, shutdown).await;
+            connection::serve(stream, peer, gate, snapshot, stop).await;
             drop(permit);
             drop(drain);
         });
     }
     drop(listener);
     drop(drain_tx);
+    let _ = stop_tx.send(Stop::Drain);
     let grace = gate.snapshot.load().config.listen.shutdown_grace;
     if tokio::time::timeout(grace, drain_rx.recv()).await.is_err() {
         tracing::warn!(
             grace_s = grace.as_secs_f64(),
-            "shutdown grace elapsed with connections still open; closing them"
+            "shutdown grace elapsed with requests still in flight; cutting them"
         );
+        let _ = stop_tx.send(Stop::Cut);
+        let _ = tokio::time::timeout(CUT_WAIT, drain_rx.recv()).await;
+    }
+}
+
+/// Accept errors (EMFILE, ENFILE, ENOBUFS…) back off exponentially instead of spinning, and are
+/// logged at most once a second with the count since the last line.
+#[derive(Default)]
+struct AcceptFailures {
+    delay: Duration,
+    unlogged: u64,
+    last_log: Option<tokio::time::Instant>,
+}
+
+impl AcceptFailures {
+    const FIRST: Duration = Duration::from_millis(10);
+    const MAX: Duration = Duration::from_secs(1);
+
+    fn reset(&mut self) {
+        self.delay = Duration::ZERO;
+    }
+
+    /// Counts the failure and returns how long to wait before the next accept.
+    fn record(&mut self, e: &std::io::Error) -> Duration {
+        self.unlogged += 1;
+        let now = tokio::time::Instant::now();
+        if self
+            .last_log
+            .map_or(true, |t| now - t >= Duration::from_secs(1))
+        {
+            tracing::error!(detail = %e, failures = self.unlogged, "accept failed; backing off");
+            self.unlogged = 0;
+            self.last_log = Some(now);
+        }
+        self.delay = (self.delay * 2).clamp(Self::FIRST, Self::MAX);
+        self.delay
     }
 }
 
@@ -80,5 +169,20 @@ pub(crate) fn resize(permits: &Semaphore, current: usize, wanted: usize) -> usiz
         current - permits.forget_permits(current - wanted)
     } else {
         current
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_failures_back_off_exponentially_up_to_a_second() {
+        let mut f = AcceptFailures::default();
+        let e = std::io::Error::from_raw_os_error(24);
+        let delays: Vec<_> = (0..9).map(|_| f.record(&e).as_millis()).collect();
+        assert_eq!(delays, [10, 20, 40, 80, 160, 320, 640, 1000, 1000]);
+        f.reset();
+        assert_eq!(f.record(&e).as_millis(), 10);
     }
 }

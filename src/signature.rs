@@ -15,7 +15,7 @@ pub(crate) const MIN_KEY_LEN: usize = 32;
 
 /// The start of every base line, in covered order. `@query` carries its `?` here because RFC 9421
 /// §2.2.7 makes it part of the value even when the query is absent.
-const LINE_HEADS: [&str; 8] = [
+const LINE_HEADS: [&str; 10] = [
     "\"@method\": ",
     "\"@path\": ",
     "\"@query\": ?",
@@ -23,13 +23,16 @@ const LINE_HEADS: [&str; 8] = [
     "\"client-cert\": ",
     "\"x-client-cert-sha256\": ",
     "\"x-forwarded-for\": ",
+    "\"forwarded\": ",
+    "\"x-forwarded-proto\": ",
     "\"x-request-id\": ",
 ];
 
 /// The fixed covered-component list, as serialized in `@signature-params` (RFC 9421 §2.3).
 /// Verifiers pin this exact list, so it never depends on configuration.
 const PARAMS_HEAD: &str = "(\"@method\" \"@path\" \"@query\" \"content-digest\" \"client-cert\" \
-                           \"x-client-cert-sha256\" \"x-forwarded-for\" \"x-request-id\");created=";
+                           \"x-client-cert-sha256\" \"x-forwarded-for\" \"forwarded\" \
+                           \"x-forwarded-proto\" \"x-request-id\");created=";
 
 const SIGNATURE_PARAMS_LINE_HEAD: &str = "\"@signature-params\": ";
 
@@ -68,11 +71,15 @@ pub(crate) struct Covered<'a> {
     pub client_cert: &'a [u8],
     pub client_cert_sha256: &'a [u8],
     pub forwarded_for: &'a [u8],
+    /// `Forwarded` (RFC 7239) as sent.
+    pub forwarded: &'a [u8],
+    /// `X-Forwarded-Proto` as sent (`https`).
+    pub forwarded_proto: &'a [u8],
     pub request_id: &'a [u8],
 }
 
 impl Covered<'_> {
-    fn values(&self) -> [&[u8]; 8] {
+    fn values(&self) -> [&[u8]; 10] {
         [
             self.method.as_bytes(),
             self.path.as_bytes(),
@@ -81,6 +88,8 @@ impl Covered<'_> {
             self.client_cert,
             self.client_cert_sha256,
             self.forwarded_for,
+            self.forwarded,
+            self.forwarded_proto,
             self.request_id,
         ]
     }

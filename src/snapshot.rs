@@ -15,6 +15,8 @@ use crate::allowlist::thumbprint::{hex, sha256};
 use crate::allowlist::{self, LiveSet, Network, PinSet, SourceNetworks, Thumbprint};
 use crate::config::{Config, ConfigError, ListConfig};
 use crate::forward::Upstream;
+use crate::identity::StripList;
+use crate::policy::normalize::normalized;
 use crate::secret::{Secret, SecretSource};
 use crate::signature::IdentitySigner;
 use crate::tls::{self, TlsInputs};
@@ -30,6 +32,7 @@ pub(crate) struct HeaderRule {
 pub(crate) struct PayloadRule {
     pub pointer: String,
     pub values: Vec<Secret>,
+    /// In the normalized form of SPEC §8, like the paths they are compared with.
     pub path_prefixes: Vec<String>,
 }
 
@@ -96,6 +99,8 @@ pub(crate) struct Snapshot {
     pub header: Option<HeaderRule>,
     pub payload: Option<PayloadRule>,
     pub signer: Option<IdentitySigner>,
+    /// Inbound headers removed before forwarding (SPEC §4).
+    pub strip: StripList,
     pub upstream: Upstream,
     /// The `Allow` header of a 405.
     pub allow: HeaderValue,
@@ -171,7 +176,7 @@ impl Snapshot {
                     &p.values,
                     &mut warnings,
                 )?,
-                path_prefixes: p.path_prefixes.clone(),
+                path_prefixes: p.path_prefixes.iter().map(|p| normalized(p)).collect(),
             }),
             None => None,
         };
@@ -209,7 +214,15 @@ impl Snapshot {
             .collect::<Vec<_>>()
             .join(", ");
         let upstream = Upstream::new(&config.upstream);
+        let strip = StripList::new(
+            header
+                .iter()
+                .filter(|h| h.strip)
+                .map(|h| h.name.clone())
+                .chain(config.request.strip_headers.iter().cloned()),
+        );
         Ok(Snapshot {
+            strip,
             remote_pins,
             remote_ips,
             acceptor: TlsAcceptor::from(server_tls.config),
@@ -285,7 +298,7 @@ fn plan_remote<T>(
     let ca_pem = match &remote.url_ca {
         Some(p) => {
             let path = config.resolve_path(p);
-            let pem = std::fs::read(&path).map_err(|e| {
+            let pem = crate::fsio::read(&path).map_err(|e| {
                 config.error(
                     &format!("{section}.url_ca"),
                     format!("cannot read {}: {e}", path.display()),

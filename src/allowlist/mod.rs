@@ -36,7 +36,7 @@ where
     T: FromStr,
     T::Err: std::fmt::Display,
 {
-    let text = std::fs::read_to_string(path).map_err(|source| ListFileError::Read {
+    let text = crate::fsio::read_to_string(path).map_err(|source| ListFileError::Read {
         path: path.to_owned(),
         source,
     })?;

@@ -42,6 +42,8 @@ pub(crate) struct Listen {
     pub max_connections: usize,
     pub handshake_timeout: Dur,
     pub header_timeout: Dur,
+    /// Extension: the whole body must arrive within this (a trickled body gets 408).
+    pub body_timeout: Dur,
     pub idle_timeout: Dur,
     pub shutdown_grace: Dur,
 }
@@ -55,6 +57,7 @@ impl Default for Listen {
             max_connections: 10_000,
             handshake_timeout: Dur(std::time::Duration::from_secs(10)),
             header_timeout: Dur(std::time::Duration::from_secs(10)),
+            body_timeout: Dur(std::time::Duration::from_secs(300)),
             idle_timeout: Dur(std::time::Duration::from_secs(60)),
             shutdown_grace: Dur(std::time::Duration::from_secs(25)),
         }
@@ -137,6 +140,8 @@ pub(crate) struct Request {
     pub max_body: Size,
     /// Extension: the most request-body bytes buffered at once, over all requests.
     pub max_buffered: Size,
+    /// Extension of SPEC §4: more inbound headers to remove before forwarding.
+    pub strip_headers: Vec<Entry<http::HeaderName>>,
 }
 
 impl Default for Request {
@@ -146,6 +151,7 @@ impl Default for Request {
             path_prefixes: root_prefix(),
             max_body: Size(16 << 20),
             max_buffered: Size(256 << 20),
+            strip_headers: Vec::new(),
         }
     }
 }

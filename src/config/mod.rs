@@ -38,6 +38,18 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+impl ConfigError {
+    /// Loading `config` did not finish in time (a file it names is on a hung mount, say).
+    pub(crate) fn stuck(config: &Path, stuck: &crate::fsio::Stuck) -> ConfigError {
+        ConfigError {
+            file: config.to_owned(),
+            key: String::new(),
+            line: None,
+            message: stuck.to_string(),
+        }
+    }
+}
+
 /// The validated configuration. Secrets are still sources here; they are resolved (and so
 /// re-read on every reload) when a `Snapshot` is built.
 #[derive(Debug)]
@@ -68,6 +80,8 @@ pub(crate) struct Listen {
     pub max_connections: usize,
     pub handshake_timeout: Duration,
     pub header_timeout: Duration,
+    /// The whole body must arrive within this (extension, default 5 min).
+    pub body_timeout: Duration,
     pub idle_timeout: Duration,
     pub shutdown_grace: Duration,
 }
@@ -119,6 +133,8 @@ pub(crate) struct RequestRules {
     pub max_body: u64,
     /// Process-wide bound on buffered request bodies (bodies are read whole before forwarding).
     pub max_buffered: u64,
+    /// `request.strip_headers`: removed in every spelling, like the SPEC §4 list.
+    pub strip_headers: Vec<http::HeaderName>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -146,7 +162,7 @@ pub(crate) struct Identity {
 impl Config {
     /// Reads and validates the file; resolves nothing else from disk.
     pub(crate) fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        let text = crate::fsio::read_to_string(path).map_err(|e| ConfigError {
             file: path.to_owned(),
             key: String::new(),
             line: None,
@@ -184,6 +200,7 @@ impl Config {
                 max_connections: raw.listen.max_connections,
                 handshake_timeout: raw.listen.handshake_timeout.0,
                 header_timeout: raw.listen.header_timeout.0,
+                body_timeout: raw.listen.body_timeout.0,
                 idle_timeout: raw.listen.idle_timeout.0,
                 shutdown_grace: raw.listen.shutdown_grace.0,
             },
@@ -203,6 +220,12 @@ impl Config {
                 path_prefixes: raw.request.path_prefixes,
                 max_body: raw.request.max_body.0,
                 max_buffered: raw.request.max_buffered.0,
+                strip_headers: raw
+                    .request
+                    .strip_headers
+                    .iter()
+                    .map(|e| e.0.clone())
+                    .collect(),
             },
             upstream: Upstream {
                 target: UpstreamTarget::Unix(PathBuf::new()),

@@ -21,6 +21,7 @@ pub(super) fn listen(cfg: &Config, raw: &file::Listen) -> Result<(), ConfigError
     for (key, d) in [
         ("listen.handshake_timeout", raw.handshake_timeout),
         ("listen.header_timeout", raw.header_timeout),
+        ("listen.body_timeout", raw.body_timeout),
         ("listen.idle_timeout", raw.idle_timeout),
     ] {
         if d.0.is_zero() {

@@ -6,8 +6,18 @@ use http::HeaderMap;
 
 use super::Denied;
 
-/// Content-Length with Transfer-Encoding, or Content-Length values that disagree.
+/// Content-Length with Transfer-Encoding, Content-Length values that disagree, or a
+/// Transfer-Encoding other than `chunked` alone (`gzip, chunked` would reach the upstream still
+/// compressed but without its coding).
 pub(crate) fn check_framing(headers: &HeaderMap) -> Result<(), Denied> {
+    let mut codings = headers.get_all(TRANSFER_ENCODING).iter();
+    if let Some(first) = codings.next() {
+        if codings.next().is_some() || !first.as_bytes().eq_ignore_ascii_case(b"chunked") {
+            return Err(Denied::BadRequest(
+                "Transfer-Encoding other than chunked alone",
+            ));
+        }
+    }
     let mut lengths = headers.get_all(CONTENT_LENGTH).iter();
     if let Some(first) = lengths.next() {
         if headers.contains_key(TRANSFER_ENCODING) {
@@ -33,35 +43,55 @@ fn parse_length(v: &[u8]) -> Result<u64, Denied> {
     Ok(v.iter().fold(0, |n, d| n * 10 + u64::from(d - b'0')))
 }
 
-/// A Host header that disagrees with the request target's authority (HTTP/2 `:authority`, or an
-/// HTTP/1.1 absolute-form target) is ambiguous (RFC 9113 §8.3.1): which one would the upstream use?
-pub(crate) fn check_authority(
+/// Exactly one host, without userinfo: one `Host` field (RFC 9112 §3.2: a request without it,
+/// or with two, is refused), or an HTTP/2 `:authority` alone. A Host that disagrees with the
+/// request target's authority (HTTP/2 `:authority`, or an HTTP/1 absolute-form target) is
+/// ambiguous (RFC 9113 §8.3.1): which one would the upstream use?
+pub(crate) fn check_host(
     authority: Option<&http::uri::Authority>,
     headers: &HeaderMap,
 ) -> Result<(), Denied> {
-    let (Some(authority), Some(host)) = (authority, headers.get(http::header::HOST)) else {
-        return Ok(());
+    let mut hosts = headers.get_all(http::header::HOST).iter();
+    let host = hosts.next();
+    if hosts.next().is_some() {
+        return Err(Denied::BadRequest("more than one Host"));
+    }
+    if authority.is_some_and(|a| a.as_str().contains('@')) {
+        return Err(Denied::BadRequest(
+            "userinfo in the request target's authority",
+        ));
+    }
+    let Some(host) = host else {
+        return match authority {
+            Some(_) => Ok(()),
+            None => Err(Denied::BadRequest("no Host header")),
+        };
     };
-    if host
-        .as_bytes()
-        .eq_ignore_ascii_case(authority.as_str().as_bytes())
-    {
-        Ok(())
-    } else {
-        Err(Denied::BadRequest(
-            "Host header differs from the request target's authority",
-        ))
+    let parsed = http::uri::Authority::try_from(host.as_bytes())
+        .map_err(|_| Denied::BadRequest("malformed Host header"))?;
+    if parsed.as_str().contains('@') {
+        return Err(Denied::BadRequest("userinfo in the Host header"));
+    }
+    match authority {
+        Some(a) if !host.as_bytes().eq_ignore_ascii_case(a.as_str().as_bytes()) => Err(
+            Denied::BadRequest("Host header differs from the request target's authority"),
+        ),
+        _ => Ok(()),
     }
 }
 
 /// A `.` or `..` segment, also percent-encoded (`%2e`), hidden behind an encoded slash or
 /// backslash (`..%2f`, `..\`) or a path parameter (`..;x`, which Tomcat and Spring read as
 /// `..`), which an upstream that decodes before normalising would follow. Double encoding
-/// (`%25`) and bytes that do not decode to UTF-8 (overlong `%c0%ae`) are refused too: no
-/// webhook needs them, and upstreams disagree on what they mean.
+/// (`%25`), bytes that do not decode to UTF-8 (overlong `%c0%ae`), and an encoded `/` or any `\`
+/// are refused too: no webhook needs them, and upstreams disagree on what they mean (so the
+/// route a path falls under, SPEC §8, could differ from the one the upstream serves).
 pub(crate) fn check_path(path: &str) -> Result<(), Denied> {
     if !path.starts_with('/') {
         return Err(Denied::BadRequest("request target is not an absolute path"));
+    }
+    if path.contains('\\') {
+        return Err(Denied::BadRequest("backslash in path"));
     }
     let mut decoded = Vec::with_capacity(64);
     for segment in path.split('/') {
@@ -73,11 +103,12 @@ pub(crate) fn check_path(path: &str) -> Result<(), Denied> {
         if std::str::from_utf8(&decoded).is_err() {
             return Err(Denied::BadRequest("path does not decode to UTF-8"));
         }
-        for part in decoded.split(|&b| b == b'/' || b == b'\\') {
-            let name = part.split(|&b| b == b';').next().unwrap_or_default();
-            if name == b"." || name == b".." {
-                return Err(Denied::BadRequest("dot segment in path"));
-            }
+        if decoded.iter().any(|&b| b == b'/' || b == b'\\') {
+            return Err(Denied::BadRequest("encoded slash or backslash in path"));
+        }
+        let name = decoded.split(|&b| b == b';').next().unwrap_or_default();
+        if name == b"." || name == b".." {
+            return Err(Denied::BadRequest("dot segment in path"));
         }
     }
     Ok(())
@@ -130,10 +161,62 @@ mod tests {
         let auth: http::uri::Authority = "hooks.example:8443".parse().expect("authority");
         let same = headers(&[("host", "HOOKS.example:8443")]);
         let other = headers(&[("host", "evil.example")]);
-        assert!(check_authority(Some(&auth), &same).is_ok());
-        assert!(check_authority(Some(&auth), &other).is_err());
-        assert!(check_authority(None, &other).is_ok());
-        assert!(check_authority(Some(&auth), &headers(&[])).is_ok());
+        assert!(check_host(Some(&auth), &same).is_ok());
+        assert!(check_host(Some(&auth), &other).is_err());
+        assert!(check_host(None, &other).is_ok());
+        assert!(check_host(Some(&auth), &headers(&[])).is_ok());
+    }
+
+    #[test]
+    fn wants_exactly_one_host_without_userinfo() {
+        let auth: http::uri::Authority = "hooks.example".parse().expect("authority");
+        let with_user: http::uri::Authority = "u:p@hooks.example".parse().expect("authority");
+        let two = headers(&[("host", "hooks.example"), ("host", "hooks.example")]);
+        for (authority, h, why) in [
+            (None, headers(&[]), "no Host header"),
+            (None, two.clone(), "more than one Host"),
+            (Some(&auth), two, "more than one Host"),
+            (
+                None,
+                headers(&[("host", "u@hooks.example")]),
+                "userinfo in the Host header",
+            ),
+            (
+                Some(&with_user),
+                headers(&[]),
+                "userinfo in the request target's authority",
+            ),
+            (None, headers(&[("host", "a b")]), "malformed Host header"),
+        ] {
+            assert_eq!(check_host(authority, &h), Err(Denied::BadRequest(why)));
+        }
+        assert!(check_host(None, &headers(&[("host", "hooks.example:8443")])).is_ok());
+        assert!(check_host(None, &headers(&[("host", "[::1]:8443")])).is_ok());
+    }
+
+    #[test]
+    fn accepts_only_chunked_alone_as_transfer_encoding() {
+        for te in [
+            "gzip, chunked",
+            "foo, chunked",
+            "chunked, chunked",
+            "identity",
+            "gzip",
+        ] {
+            assert_eq!(
+                check_framing(&headers(&[("transfer-encoding", te)])),
+                Err(Denied::BadRequest(
+                    "Transfer-Encoding other than chunked alone"
+                )),
+                "{te}"
+            );
+        }
+        let two = headers(&[
+            ("transfer-encoding", "chunked"),
+            ("transfer-encoding", "chunked"),
+        ]);
+        assert!(check_framing(&two).is_err());
+        assert!(check_framing(&headers(&[("transfer-encoding", "Chunked")])).is_ok());
     }
 
     #[test]
@@ -189,6 +272,10 @@ mod tests {
             "/a/.;x",
             "/a/%252e%252e/b",
             "/a/%c0%ae%c0%ae/b",
+            "/hooks%2fx",
+            "/hooks%2Fx",
+            "/hooks%5cx",
+            "/hooks\\x",
         ] {
             assert!(check_path(bad).is_err(), "{bad}");
         }

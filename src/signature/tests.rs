@@ -22,6 +22,8 @@ fn covered<'a>(path: &'a str, query: Option<&'a str>, digest: &'a [u8]) -> Cover
         client_cert: CLIENT_CERT.as_bytes(),
         client_cert_sha256: CERT_SHA256.as_bytes(),
         forwarded_for: b"203.0.113.7",
+        forwarded: b"for=203.0.113.7;proto=https",
+        forwarded_proto: b"https",
         request_id: REQUEST_ID.as_bytes(),
     }
 }
@@ -54,6 +56,8 @@ fn forwarded_headers(
         ("client-cert", CLIENT_CERT.to_owned()),
         ("x-client-cert-sha256", CERT_SHA256.to_owned()),
         ("x-forwarded-for", "203.0.113.7".to_owned()),
+        ("forwarded", "for=203.0.113.7;proto=https".to_owned()),
+        ("x-forwarded-proto", "https".to_owned()),
         ("x-request-id", REQUEST_ID.to_owned()),
         ("signature-input", text(&input)),
         ("signature", text(&signature)),
@@ -75,8 +79,10 @@ fn signature_base_is_the_rfc_9421_lines_for_a_known_request() {
 "client-cert": :MIIBCiBmYWtlIGRlcg==:
 "x-client-cert-sha256": d5d408500186667b9105b403357d2d798b1bf913736e934a3d9ca8122cb92319
 "x-forwarded-for": 203.0.113.7
+"forwarded": for=203.0.113.7;proto=https
+"x-forwarded-proto": https
 "x-request-id": 0192f5a8-3b1c-7d2e-9f00-123456789abc
-"@signature-params": ("@method" "@path" "@query" "content-digest" "client-cert" "x-client-cert-sha256" "x-forwarded-for" "x-request-id");created=1700000000;keyid="hookgate-1";alg="hmac-sha256""#;
+"@signature-params": ("@method" "@path" "@query" "content-digest" "client-cert" "x-client-cert-sha256" "x-forwarded-for" "forwarded" "x-forwarded-proto" "x-request-id");created=1700000000;keyid="hookgate-1";alg="hmac-sha256""#;
     assert_eq!(base_text(&signer, &covered, 1_700_000_000), expected);
 }
 
@@ -91,12 +97,12 @@ fn signs_a_known_request_with_the_exact_header_values() {
     let (input, signature) = signer.sign(&covered, 1_700_000_000);
     assert_eq!(
         input,
-        r#"hookgate=("@method" "@path" "@query" "content-digest" "client-cert" "x-client-cert-sha256" "x-forwarded-for" "x-request-id");created=1700000000;keyid="hookgate-1";alg="hmac-sha256""#
+        r#"hookgate=("@method" "@path" "@query" "content-digest" "client-cert" "x-client-cert-sha256" "x-forwarded-for" "forwarded" "x-forwarded-proto" "x-request-id");created=1700000000;keyid="hookgate-1";alg="hmac-sha256""#
     );
     // HMAC-SHA256 of the base above, computed independently with `openssl dgst -hmac`.
     assert_eq!(
         signature,
-        "hookgate=:6Am2v2sYWD7UZGHeo2tPfALED0jnIPdNML/IQnlRT5U=:"
+        "hookgate=:5Ao14eM+gLr9FmVvN8F4ic/kNhLRZu4bkrY6TOVMT2g=:"
     );
 }
 
@@ -427,14 +433,22 @@ fn verifying_upstream_accepts_signed_requests_and_refuses_tampering_on_one_conne
         (401, &"signature".into()),
         "changed query: {json}"
     );
-    let mut forged = signed.clone();
-    forged[3].1 = "198.51.100.9".to_owned(); // x-forwarded-for
-    let (status, json) = exchange(&mut conn, "/base/hooks/scan?id=42", &forged, BODY, false);
-    assert_eq!(
-        (status, &json["check"]),
-        (401, &"signature".into()),
-        "changed header: {json}"
-    );
+    // x-forwarded-for, forwarded, x-forwarded-proto: each is covered.
+    for (index, changed) in [
+        (3, "198.51.100.9"),
+        (4, "for=198.51.100.9;proto=https"),
+        (5, "http"),
+    ] {
+        let mut forged = signed.clone();
+        forged[index].1 = changed.to_owned();
+        let (status, json) = exchange(&mut conn, "/base/hooks/scan?id=42", &forged, BODY, false);
+        assert_eq!(
+            (status, &json["check"]),
+            (401, &"signature".into()),
+            "changed {}: {json}",
+            forged[index].0
+        );
+    }
     let other_key = IdentitySigner::new(&[9u8; 32], "hookgate-1").expect("valid");
     let wrong = forwarded_headers(&other_key, "/base/hooks/scan", Some("id=42"), BODY, now());
     let (status, json) = exchange(&mut conn, "/base/hooks/scan?id=42", &wrong, BODY, false);

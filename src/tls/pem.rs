@@ -20,7 +20,7 @@ pub(crate) enum PemError {
 
 /// All certificates of a PEM bundle, or the single certificate of a DER file.
 pub(crate) fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, PemError> {
-    let bytes = std::fs::read(path).map_err(|source| PemError::Read {
+    let bytes = crate::fsio::read(path).map_err(|source| PemError::Read {
         path: path.to_owned(),
         source,
     })?;
@@ -45,7 +45,7 @@ pub(crate) fn certs_from_bytes(bytes: &[u8]) -> Result<Vec<CertificateDer<'stati
 }
 
 pub(crate) fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, PemError> {
-    let bytes = std::fs::read(path).map_err(|source| PemError::Read {
+    let bytes = crate::fsio::read(path).map_err(|source| PemError::Read {
         path: path.to_owned(),
         source,
     })?;

@@ -29,11 +29,19 @@ pub(crate) fn store_cache(path: &Path, data: &[u8]) -> io::Result<()> {
 
 /// Reads the cache; `Ok(None)` when it does not exist yet (first run), any other error as is.
 pub(crate) fn load_cache(path: &Path) -> io::Result<Option<Bytes>> {
-    match fs::read(path) {
+    match crate::fsio::read(path) {
         Ok(data) => Ok(Some(Bytes::from(data))),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// When the cached response was fetched: the cache is written right after each good fetch, so
+/// its modification time (UNIX seconds) is that fetch's.
+pub(crate) fn cached_at(path: &Path) -> Option<f64> {
+    let modified = fs::metadata(path).ok()?.modified().ok()?;
+    let since = modified.duration_since(std::time::UNIX_EPOCH).ok()?;
+    Some(since.as_secs_f64())
 }
 
 fn parent_dir(path: &Path) -> PathBuf {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-pub(crate) use cache::{load_cache, store_cache};
+pub(crate) use cache::{cached_at, load_cache, store_cache};
 pub(crate) use fetch::{
     loggable_url, Fetched, RemoteError, RemoteSource, RemoteSpec, DEFAULT_MAX_BYTES,
     DEFAULT_TIMEOUT,

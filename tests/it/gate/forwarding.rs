@@ -103,7 +103,7 @@ async fn upstream_sees_only_hookgates_identity_headers_whatever_the_client_forge
     assert_eq!(seen.header("x-app-header"), "kept");
     assert_eq!(seen.header("content-type"), "application/json");
     let input = seen.header("signature-input");
-    let prefix = r#"hookgate=("@method" "@path" "@query" "content-digest" "client-cert" "x-client-cert-sha256" "x-forwarded-for" "x-request-id");created="#;
+    let prefix = r#"hookgate=("@method" "@path" "@query" "content-digest" "client-cert" "x-client-cert-sha256" "x-forwarded-for" "forwarded" "x-forwarded-proto" "x-request-id");created="#;
     let rest = input
         .strip_prefix(prefix)
         .unwrap_or_else(|| panic!("Signature-Input: {input}"));

@@ -30,10 +30,10 @@ async fn answers_408_with_connection_close_when_an_http1_body_stalls_after_four_
         took >= Duration::from_millis(900) && took < Duration::from_secs(3),
         "408 after {took:?}"
     );
-    gate.expect_requests("error", "bad_request", 1.0).await;
+    gate.expect_requests("error", "timeout", 1.0).await;
     let log = request_log(&gate, resp).await;
     assert_eq!(log["status"], 408);
-    assert_eq!(log["reason"], "bad_request");
+    assert_eq!(log["reason"], "timeout");
     up.assert_untouched();
 }
 
@@ -64,7 +64,7 @@ async fn answers_408_to_an_http2_stream_whose_headers_never_get_a_body() {
         took >= Duration::from_millis(900) && took < Duration::from_secs(3),
         "408 after {took:?}"
     );
-    gate.expect_requests("error", "bad_request", 1.0).await;
+    gate.expect_requests("error", "timeout", 1.0).await;
     assert_eq!(request_log(&gate, &reply).await["status"], 408);
     up.assert_untouched();
 }
