@@ -12,12 +12,13 @@ pub(crate) fn summary(snap: &Snapshot) -> String {
     let _ = writeln!(s, "config {}: OK", c.path.display());
     let _ = writeln!(
         s,
-        "listen: {} (PROXY protocol {}), at most {} connections, handshake {:?}, header {:?}, idle {:?}, shutdown grace {:?}",
+        "listen: {} (PROXY protocol {}), at most {} connections, handshake {:?}, header {:?}, body {:?}, idle {:?}, shutdown grace {:?}",
         c.listen.address,
         if c.listen.proxy_protocol { "on" } else { "off" },
         c.listen.max_connections,
         c.listen.handshake_timeout,
         c.listen.header_timeout,
+        c.listen.body_timeout,
         c.listen.idle_timeout,
         c.listen.shutdown_grace
     );
@@ -108,6 +109,14 @@ pub(crate) fn summary(snap: &Snapshot) -> String {
         c.request.max_body,
         c.request.max_buffered
     );
+    if !c.request.strip_headers.is_empty() {
+        let names: Vec<&str> = c.request.strip_headers.iter().map(|n| n.as_str()).collect();
+        let _ = writeln!(
+            s,
+            "request: also stripped before forwarding: {}",
+            names.join(", ")
+        );
+    }
     let target = match &c.upstream.target {
         UpstreamTarget::Tcp { host, port } => format!("http://{host}:{port}{}", c.upstream.base),
         UpstreamTarget::Unix(p) => format!("unix:{}", p.display()),

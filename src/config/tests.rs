@@ -160,3 +160,25 @@ fn max_buffered_must_hold_at_least_one_maximum_body() {
     let c = parse(MINIMAL).expect("valid");
     assert_eq!(c.request.max_buffered, 256 << 20);
 }
+
+#[test]
+fn strip_headers_must_be_header_names_and_body_timeout_more_than_zero() {
+    let e = err(&format!(
+        "{MINIMAL}\n[request]\nstrip_headers = [\"X-Ok\", \"bad name\"]\n"
+    ));
+    assert!(
+        e.contains("request.strip_headers[1]") && e.contains(":10"),
+        "{e}"
+    );
+    let c = parse(&format!(
+        "{MINIMAL}\n[request]\nstrip_headers = [\"X-Internal-User\"]\n"
+    ))
+    .expect("valid");
+    assert_eq!(c.request.strip_headers[0].as_str(), "x-internal-user");
+    let e = err(&format!("{MINIMAL}\n[listen]\nbody_timeout = \"0s\"\n"));
+    assert!(e.contains("listen.body_timeout"), "{e}");
+    assert_eq!(
+        parse(MINIMAL).expect("valid").listen.body_timeout,
+        Duration::from_secs(300)
+    );
+}
