@@ -72,7 +72,8 @@ pub(crate) fn init(format: LogFormat, level: &str) -> Result<(), LogInitError> {
 
 /// Parses `level` without consulting `RUST_LOG`. A bare word must be a level name: EnvFilter
 /// would read a typo like `inof` as "everything from target `inof`", silently logging nothing.
-fn parse_filter(level: &str) -> Result<EnvFilter, LogInitError> {
+/// The one rule for `log.level` and `--log-level`: `check` validates with it too.
+pub(crate) fn parse_filter(level: &str) -> Result<EnvFilter, LogInitError> {
     let invalid = |reason: String| LogInitError::Level {
         value: level.to_owned(),
         reason,

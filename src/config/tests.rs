@@ -182,3 +182,21 @@ fn strip_headers_must_be_header_names_and_body_timeout_more_than_zero() {
         Duration::from_secs(300)
     );
 }
+
+#[test]
+fn a_misspelled_log_level_is_refused_as_run_would_refuse_it() {
+    for level in ["inof", "verbose", "INFO,hookgate=nope"] {
+        let e = err(&format!("{MINIMAL}\n[log]\nlevel = \"{level}\"\n"));
+        assert!(e.contains("log.level") && e.contains(":10"), "{e}");
+        assert_eq!(
+            crate::logging::parse_filter(level).is_err(),
+            parse(&format!("{MINIMAL}\n[log]\nlevel = \"{level}\"\n")).is_err()
+        );
+    }
+    for level in ["info", "DEBUG", "info,hookgate=debug", "off"] {
+        assert!(
+            parse(&format!("{MINIMAL}\n[log]\nlevel = \"{level}\"\n")).is_ok(),
+            "{level}"
+        );
+    }
+}

@@ -216,18 +216,11 @@ pub(super) fn admin(cfg: &Config, raw: &str) -> Result<Option<SocketAddr>, Confi
     })
 }
 
+/// The same rule `run` applies when it installs the logger (`logging::parse_filter`).
 pub(super) fn log_level(cfg: &Config) -> Result<(), ConfigError> {
-    tracing_subscriber::EnvFilter::try_new(&cfg.log_level)
+    crate::logging::parse_filter(&cfg.log_level)
         .map(|_| ())
-        .map_err(|e| {
-            cfg.error(
-                "log.level",
-                format!(
-                    "{:?} is not a level (trace, debug, info, warn, error): {e}",
-                    cfg.log_level
-                ),
-            )
-        })
+        .map_err(|e| cfg.error("log.level", e.to_string()))
 }
 
 pub(super) fn key_id(cfg: &Config, id: &str) -> Result<(), ConfigError> {
