@@ -25,7 +25,7 @@ pub struct LogOverrides {
 
 /// `hookgate check`: builds everything `run` would and prints what is enforced.
 pub fn check(path: &Path) -> ExitCode {
-    match load(path) {
+    match load(path, &Arc::new(Metrics::new(crate::VERSION))) {
         Ok(snapshot) => {
             for w in &snapshot.warnings {
                 eprintln!("warning: {w}");
@@ -42,7 +42,8 @@ pub fn check(path: &Path) -> ExitCode {
 
 /// `hookgate run`: serves until SIGTERM/SIGINT, then drains and exits 0.
 pub fn run(path: &Path, log: &LogOverrides) -> ExitCode {
-    let snapshot = match load(path) {
+    let metrics = Arc::new(Metrics::new(crate::VERSION));
+    let snapshot = match load(path, &metrics) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
@@ -64,7 +65,7 @@ pub fn run(path: &Path, log: &LogOverrides) -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        match start(snapshot, path.to_owned()).await {
+        match start(snapshot, metrics, path.to_owned()).await {
             Ok(running) => {
                 running.wait().await;
                 ExitCode::SUCCESS
@@ -77,10 +78,15 @@ pub fn run(path: &Path, log: &LogOverrides) -> ExitCode {
     })
 }
 
-fn load(path: &Path) -> Result<Snapshot, crate::config::ConfigError> {
+/// Loads and builds the first snapshot (off this thread, under the load time limit).
+pub(crate) fn load(
+    path: &Path,
+    metrics: &Arc<Metrics>,
+) -> Result<Snapshot, crate::config::ConfigError> {
     let owned = path.to_owned();
+    let metrics = metrics.clone();
     crate::fsio::bounded(crate::fsio::LOAD_LIMIT, move || {
-        Config::load(&owned).and_then(|c| Snapshot::build(c, &RemoteEntries::default()))
+        Config::load(&owned).and_then(|c| Snapshot::build(c, &RemoteEntries::default(), &metrics))
     })
     .map_err(|stuck| crate::config::ConfigError::stuck(path, &stuck))?
 }
@@ -128,7 +134,11 @@ impl Running {
 }
 
 /// Binds the listeners (a port in use is a start-up error) and spawns every task.
-pub(crate) async fn start(snapshot: Snapshot, config_path: PathBuf) -> Result<Running, String> {
+pub(crate) async fn start(
+    snapshot: Snapshot,
+    metrics: Arc<Metrics>,
+    config_path: PathBuf,
+) -> Result<Running, String> {
     let listen_addr = snapshot.config.listen.address;
     let listener = server::bind(listen_addr, snapshot.config.listen.max_connections)
         .map_err(|e| format!("cannot listen on {listen_addr} (listen.address): {e}"))?;
@@ -148,7 +158,7 @@ pub(crate) async fn start(snapshot: Snapshot, config_path: PathBuf) -> Result<Ru
         .unwrap_or_default();
     let max_buffered = snapshot.config.request.max_buffered;
     let gate = Arc::new(Gate {
-        metrics: Metrics::new(crate::VERSION),
+        metrics,
         snapshot: ArcSwap::from_pointee(snapshot),
         draining: AtomicBool::new(false),
         remote: Mutex::new(RemoteEntries::default()),

@@ -283,8 +283,9 @@ fn connection_error(conn: &Conn, h: &hyper::Error) {
         if h.is_parse() || h.is_parse_status() {
             conn.gate
                 .metrics
+                .unrouted()
                 .request(Reason::BadRequest, Duration::ZERO);
-            tracing::warn!(client_ip = %ip, reason = "bad_request", detail = %h, "malformed request");
+            tracing::warn!(client_ip = %ip, route = crate::metrics::UNROUTED, reason = "bad_request", detail = %h, "malformed request");
             return;
         }
         if h.is_timeout() {

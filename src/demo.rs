@@ -14,9 +14,9 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 use crate::commands::{init_logging, start, LogOverrides};
-use crate::config::{Config, UpstreamTarget};
+use crate::config::UpstreamTarget;
 use crate::signature::{ContentDigest, Covered, IdentitySigner};
-use crate::snapshot::{RemoteEntries, Snapshot};
+use crate::snapshot::Snapshot;
 
 const DEMO_HEADER_SECRET: &str = "demo-waf-secret";
 const DEMO_PAYLOAD: &str = "demo-developer-payload";
@@ -35,19 +35,19 @@ pub(crate) fn run(config: Option<PathBuf>, log: &LogOverrides) -> ExitCode {
             std::env::set_var(var, value);
         }
     }
-    let snapshot =
-        match Config::load(&path).and_then(|c| Snapshot::build(c, &RemoteEntries::default())) {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("error: {e}");
-                if !path.exists() {
-                    eprintln!(
-                        "hint: run `hookgate demo` from the repository root, or pass --config FILE"
-                    );
-                }
-                return ExitCode::from(1);
+    let metrics = std::sync::Arc::new(crate::metrics::Metrics::new(crate::VERSION));
+    let snapshot = match crate::commands::load(&path, &metrics) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            if !path.exists() {
+                eprintln!(
+                    "hint: run `hookgate demo` from the repository root, or pass --config FILE"
+                );
             }
-        };
+            return ExitCode::from(1);
+        }
+    };
     let log = LogOverrides {
         format: log.format.clone().or_else(|| Some("text".into())),
         level: log.level.clone(),
@@ -88,7 +88,7 @@ pub(crate) fn run(config: Option<PathBuf>, log: &LogOverrides) -> ExitCode {
         });
         tokio::spawn(echo_upstream(upstream, signer));
         let curl = curl_line(&snapshot, &path);
-        match start(snapshot, path.clone()).await {
+        match start(snapshot, metrics, path.clone()).await {
             Ok(running) => {
                 println!(
                     "\nhookgate demo: the gate listens on {}, the echo upstream on {host}:{port}.",
@@ -123,17 +123,18 @@ fn curl_line(snap: &Snapshot, config_path: &Path) -> String {
         certs("demo-client.pem"),
         certs("demo-client.key")
     );
-    if let Some(h) = &snap.header {
+    let path = "/webhooks/copyleaks/completed";
+    let route = snap.routes.select(path);
+    if let Some(h) = route.and_then(|r| r.header.as_ref()) {
         let value = String::from_utf8_lossy(h.values[0].expose()).into_owned();
         line.push_str(&format!(" -H '{}: {value}'", header_case(h.name.as_str())));
     }
-    let payload = snap
-        .payload
-        .as_ref()
+    let payload = route
+        .and_then(|r| r.payload.as_ref())
         .map(|p| String::from_utf8_lossy(p.values[0].expose()).into_owned())
         .unwrap_or_default();
     line.push_str(&format!(
-        " \\\n  --data '{{\"status\":0,\"developerPayload\":\"{payload}\",\"scannedDocument\":{{\"scanId\":\"demo-1\",\"totalWords\":1234}},\"results\":{{\"score\":{{\"aggregatedScore\":12.5}}}}}}' \\\n  https://localhost:{port}/webhooks/copyleaks/completed"
+        " \\\n  --data '{{\"status\":0,\"developerPayload\":\"{payload}\",\"scannedDocument\":{{\"scanId\":\"demo-1\",\"totalWords\":1234}},\"results\":{{\"score\":{{\"aggregatedScore\":12.5}}}}}}' \\\n  https://localhost:{port}{path}"
     ));
     line
 }

@@ -13,12 +13,14 @@ use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 
 use crate::body::{linger, read_body, Limits};
+use crate::config::Routing;
 use crate::connection::Conn;
 use crate::forward::UpstreamError;
 use crate::identity::{self, CONTENT_DIGEST, SIGNATURE, SIGNATURE_INPUT, X_REQUEST_ID};
 use crate::metrics::Reason;
-use crate::policy::{framing, normalize, request, Denied};
+use crate::policy::{framing, request, Denied};
 use crate::request_log::{Logged, RequestLog};
+use crate::routes::Route;
 use crate::signature::Covered;
 use crate::snapshot::Snapshot;
 
@@ -63,7 +65,10 @@ pub(crate) async fn handle(
             let mut resp = error_response(d.status(), d.error_word(), &request_id);
             match d {
                 Denied::Method => {
-                    resp.headers_mut().insert(ALLOW, snap.allow.clone());
+                    let route = snap.routes.iter().find(|r| r.name() == log.route_name());
+                    if let Some(route) = route {
+                        resp.headers_mut().insert(ALLOW, route.allow.clone());
+                    }
                 }
                 Denied::BodyTooLarge | Denied::BodyTimeout(_) | Denied::NoBufferRoom => {
                     resp.headers_mut()
@@ -109,13 +114,16 @@ async fn process(
     let (mut parts, mut body) = req.into_parts();
 
     let declared = declared_length(&parts.headers);
-    if let Err(denied) = check_head(conn, snap, &parts, declared) {
-        linger(body);
-        return Err(denied.into());
-    }
+    let route = match check_head(conn, snap, &parts, declared, log) {
+        Ok(route) => route,
+        Err(denied) => {
+            linger(body);
+            return Err(denied.into());
+        }
+    };
     let listen = &snap.config.listen;
     let limits = Limits {
-        max: snap.config.request.max_body,
+        max: route.max_body,
         stall: listen.header_timeout,
         deadline: tokio::time::Instant::now() + listen.body_timeout,
     };
@@ -127,17 +135,16 @@ async fn process(
         }
     };
     let path = parts.uri.path();
-    if let Some(rule) = &snap.payload {
-        if normalize::is_under(&rule.path_prefixes, path) {
-            let whole = read.chunks.contiguous();
-            request::check_developer_payload(&rule.pointer, &rule.values, &whole)?;
-        }
+    if let Some(rule) = route.payload.as_ref().filter(|r| r.applies_to(path)) {
+        let whole = read.chunks.contiguous();
+        request::check_developer_payload(&rule.pointer, &rule.values, &whole)?;
     }
 
     // Strip, then set: nothing the client sent may pass for hookgate's word.
+    let upstream = &route.upstream;
     let headers = &mut parts.headers;
-    snap.strip.apply(headers);
-    match snap.upstream.host_override() {
+    route.strip.apply(headers);
+    match upstream.host_override() {
         Some(host) => {
             headers.insert(HOST, host.clone());
         }
@@ -157,7 +164,7 @@ async fn process(
     headers.insert(CONTENT_LENGTH, HeaderValue::from(read.chunks.len()));
     let forwarded_path;
     if let Some(signer) = &snap.signer {
-        forwarded_path = snap.upstream.forwarded_path(path);
+        forwarded_path = upstream.forwarded_path(path);
         let created = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -180,27 +187,25 @@ async fn process(
         headers.insert(SIGNATURE, signature);
     }
     let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-    parts.uri = snap.upstream.uri_for(path_and_query);
+    parts.uri = upstream.uri_for(path_and_query);
     parts.version = Version::HTTP_11;
 
     let sent = Instant::now();
-    let result = snap
-        .upstream
-        .send(Request::from_parts(parts, read.chunks))
-        .await;
+    let result = upstream.send(Request::from_parts(parts, read.chunks)).await;
     log.upstream_time(sent.elapsed());
     drop(read.room);
     result.map_err(Failure::Upstream)
 }
 
-/// Every check that needs only the request head, in SPEC order.
-fn check_head(
+/// Every check that needs only the request head, in SPEC order, and the request's route (which
+/// the log line and the metrics report from the moment it is known).
+fn check_head<'s>(
     conn: &Conn,
-    snap: &Snapshot,
+    snap: &'s Snapshot,
     parts: &http::request::Parts,
     declared: Option<u64>,
-) -> Result<(), Denied> {
-    let rules = &snap.config.request;
+    log: &mut RequestLog,
+) -> Result<&'s Route, Denied> {
     if let Some(why) = conn.next_request_framing_refusal() {
         return Err(Denied::BadRequest(why));
     }
@@ -209,12 +214,31 @@ fn check_head(
     if parts.method != Method::CONNECT {
         framing::check_path(parts.uri.path())?;
     }
-    request::check_method(&rules.methods, &parts.method)?;
-    request::check_path_prefix(&rules.path_prefixes, parts.uri.path())?;
-    if let Some(rule) = &snap.header {
+    let path = parts.uri.path();
+    let route = match snap.routes.routing() {
+        // SPEC §3 without routes: the method (405) is checked before the path (404).
+        Routing::Default => {
+            let default = snap.routes.iter().next().ok_or(Denied::Path)?;
+            log.set_route(&default.metrics);
+            request::check_method(&default.methods, &parts.method)?;
+            snap.routes.select(path).ok_or_else(|| {
+                log.set_route(&conn.gate.metrics.unrouted());
+                Denied::Path
+            })?
+        }
+        // SPEC §8: framing, route, then the route's methods.
+        Routing::Routes => {
+            let route = snap.routes.select(path).ok_or(Denied::Path)?;
+            log.set_route(&route.metrics);
+            request::check_method(&route.methods, &parts.method)?;
+            route
+        }
+    };
+    if let Some(rule) = &route.header {
         request::check_required_header(&rule.name, &rule.values, &parts.headers)?;
     }
-    request::check_declared_length(rules.max_body, declared)
+    request::check_declared_length(route.max_body, declared)?;
+    Ok(route)
 }
 
 fn declared_length(headers: &http::HeaderMap) -> Option<u64> {

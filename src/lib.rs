@@ -36,6 +36,7 @@ pub(crate) mod read_ahead;
 pub(crate) mod refresh;
 pub(crate) mod reload;
 pub(crate) mod request_log;
+pub(crate) mod routes;
 pub(crate) mod secret;
 pub(crate) mod server;
 pub(crate) mod signature;
@@ -54,7 +55,7 @@ use crate::snapshot::{RemoteEntries, Snapshot};
 /// Process-wide state: the snapshot in force, the metrics, and the drain flag.
 pub(crate) struct Gate {
     pub snapshot: ArcSwap<Snapshot>,
-    pub metrics: Metrics,
+    pub metrics: std::sync::Arc<Metrics>,
     /// Set at SIGTERM/SIGINT: `/readyz` fails from that moment.
     pub draining: AtomicBool,
     /// The last good remote allow-list entries, kept across reloads.

@@ -130,14 +130,51 @@ const DURATION_BUCKETS: [f64; 15] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
+/// The `route` label of requests refused before a route was known, or matching none.
+pub(crate) const UNROUTED: &str = "none";
+
+/// One route's request series: every child made up front, so recording is one atomic add.
+pub(crate) struct RouteMetrics {
+    name: Box<str>,
+    requests: [IntCounter; Reason::ALL.len()],
+    duration: [Histogram; Outcome::ALL.len()],
+}
+
+impl RouteMetrics {
+    fn new(name: &str, requests: &IntCounterVec, duration: &HistogramVec) -> Self {
+        RouteMetrics {
+            name: name.into(),
+            requests: Reason::ALL
+                .map(|v| requests.with_label_values(&[name, v.outcome().label(), v.label()])),
+            duration: Outcome::ALL.map(|v| duration.with_label_values(&[name, v.label()])),
+        }
+    }
+
+    /// The `route` label and log field.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Counts one finished request under `(reason.outcome(), reason)` and observes its duration.
+    pub(crate) fn request(&self, reason: Reason, duration: Duration) {
+        self.requests[reason as usize].inc();
+        self.duration[reason.outcome() as usize].observe(duration.as_secs_f64());
+    }
+}
+
 /// All hookgate metrics. Cheap to share behind an `Arc`; every method takes `&self`.
 /// Invariant: every child of every labelled family exists from construction on.
 pub(crate) struct Metrics {
     registry: Registry,
     connections: [IntCounter; ConnectionResult::ALL.len()],
     handshakes: [IntCounter; HandshakeResult::ALL.len()],
-    requests: [IntCounter; Reason::ALL.len()],
-    request_duration: [Histogram; Outcome::ALL.len()],
+    requests: IntCounterVec,
+    request_duration: HistogramVec,
+    /// The children of each route label made so far (they are never removed: a counter that
+    /// vanished after a reload would break `rate()`).
+    routes: std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<RouteMetrics>>>,
+    /// `route="none"`: refused before a route was known (400) or matching none (404).
+    unrouted: std::sync::Arc<RouteMetrics>,
     upstream_duration: Histogram,
     open_connections: IntGauge,
     allowlist_entries: [IntGauge; ListKind::ALL.len()],
@@ -193,14 +230,16 @@ impl Metrics {
         );
         let requests = f.counters(
             "hookgate_requests_total",
-            "HTTP requests by outcome and its reason (the check that denied, or the error).",
-            &["outcome", "reason"],
+            "HTTP requests by route, outcome and its reason (the check that denied, or the error).",
+            &["route", "outcome", "reason"],
         );
         let request_duration = f.histograms(
             "hookgate_request_duration_seconds",
-            "Time from request head received to response head sent, by outcome.",
-            &["outcome"],
+            "Time from request head received to the response sent whole, by route and outcome.",
+            &["route", "outcome"],
         );
+        let unrouted =
+            std::sync::Arc::new(RouteMetrics::new(UNROUTED, &requests, &request_duration));
         let upstream_duration = f.histograms(
             "hookgate_upstream_duration_seconds",
             "Time the upstream took to return response headers for forwarded requests.",
@@ -252,10 +291,10 @@ impl Metrics {
         Metrics {
             connections: ConnectionResult::ALL.map(|v| connections.with_label_values(&[v.label()])),
             handshakes: HandshakeResult::ALL.map(|v| handshakes.with_label_values(&[v.label()])),
-            requests: Reason::ALL
-                .map(|v| requests.with_label_values(&[v.outcome().label(), v.label()])),
-            request_duration: Outcome::ALL
-                .map(|v| request_duration.with_label_values(&[v.label()])),
+            requests,
+            request_duration,
+            routes: Default::default(),
+            unrouted,
             upstream_duration: upstream_duration.with_label_values::<&str>(&[]),
             open_connections,
             allowlist_entries: ListKind::ALL
@@ -283,10 +322,24 @@ impl Metrics {
         self.handshakes[result as usize].inc();
     }
 
-    /// Counts one finished request under `(reason.outcome(), reason)` and observes its duration.
-    pub(crate) fn request(&self, reason: Reason, duration: Duration) {
-        self.requests[reason as usize].inc();
-        self.request_duration[reason.outcome() as usize].observe(duration.as_secs_f64());
+    /// The series of route `name`, made (every `(outcome, reason)` pair at 0) on first use.
+    pub(crate) fn route(&self, name: &str) -> std::sync::Arc<RouteMetrics> {
+        let mut routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
+        routes
+            .entry(name.to_owned())
+            .or_insert_with(|| {
+                std::sync::Arc::new(RouteMetrics::new(
+                    name,
+                    &self.requests,
+                    &self.request_duration,
+                ))
+            })
+            .clone()
+    }
+
+    /// The series of `route="none"`.
+    pub(crate) fn unrouted(&self) -> std::sync::Arc<RouteMetrics> {
+        self.unrouted.clone()
     }
 
     /// Observes how long the upstream took for one forwarded request.

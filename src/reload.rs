@@ -56,8 +56,9 @@ pub(crate) fn spawn(gate: Arc<Gate>, config_path: PathBuf, mut shutdown: watch::
 pub(crate) async fn reload(gate: &Arc<Gate>, config_path: &Path, trigger: &str) -> bool {
     let remote = gate.remote.lock().map(|r| r.clone()).unwrap_or_default();
     let path = config_path.to_owned();
+    let metrics = gate.metrics.clone();
     let built = fsio::bounded_async(fsio::LOAD_LIMIT, move || {
-        Config::load(&path).and_then(|c| Snapshot::build(c, &remote))
+        Config::load(&path).and_then(|c| Snapshot::build(c, &remote, &metrics))
     })
     .await
     .map_err(|stuck| ConfigError::stuck(config_path, &stuck))

@@ -14,7 +14,7 @@ use http::{HeaderValue, Method, Uri};
 use http_body::{Body, Frame, SizeHint};
 
 use crate::connection::Conn;
-use crate::metrics::Reason;
+use crate::metrics::{Reason, RouteMetrics};
 
 /// What is known of a request so far, and its line once it ends.
 pub(crate) struct RequestLog {
@@ -23,6 +23,8 @@ pub(crate) struct RequestLog {
     request_id: HeaderValue,
     method: Method,
     uri: Uri,
+    /// The route's series (`route="none"` until the route is known).
+    route: Arc<RouteMetrics>,
     /// Set when the response head is ready; `None` while the request is being handled.
     status: Option<u16>,
     reason: Reason,
@@ -42,6 +44,7 @@ impl RequestLog {
     ) -> Self {
         conn.activity.begin();
         RequestLog {
+            route: conn.gate.metrics.unrouted(),
             conn,
             start: Instant::now(),
             request_id,
@@ -57,6 +60,15 @@ impl RequestLog {
 
     pub(crate) fn conn_arc(&self) -> Arc<Conn> {
         self.conn.clone()
+    }
+
+    /// The request's route is known (or, with `unrouted`, known to be none).
+    pub(crate) fn set_route(&mut self, route: &Arc<RouteMetrics>) {
+        self.route = route.clone();
+    }
+
+    pub(crate) fn route_name(&self) -> &str {
+        self.route.name()
     }
 
     /// Records how long the upstream took to answer with a head.
@@ -85,6 +97,7 @@ impl RequestLog {
             // refused or forwarded, so it counts under no outcome.
             tracing::info!(
                 request_id = self.request_id.to_str().unwrap_or_default(),
+                route = self.route.name(),
                 client_ip = %self.conn.identity.client_ip,
                 method = self.method.as_str(),
                 path = self.uri.path(),
@@ -112,14 +125,14 @@ impl RequestLog {
             }
         }
         let elapsed = self.start.elapsed();
-        let metrics = &self.conn.gate.metrics;
-        metrics.request(self.reason, elapsed);
+        self.route.request(self.reason, elapsed);
         if let Some(t) = self.upstream {
-            metrics.upstream_duration(t);
+            self.conn.gate.metrics.upstream_duration(t);
         }
         let id = &self.conn.identity;
         let line = Line {
             request_id: self.request_id.to_str().unwrap_or_default(),
+            route: self.route.name(),
             client_ip: &id.client_ip,
             client_cert_sha256: id.cert_sha256.to_str().unwrap_or_default(),
             method: self.method.as_str(),
@@ -207,6 +220,7 @@ impl<B> Drop for Logged<B> {
 /// The SPEC §7 fields of one request line.
 struct Line<'a> {
     request_id: &'a str,
+    route: &'a str,
     client_ip: &'a std::net::IpAddr,
     client_cert_sha256: &'a str,
     method: &'a str,
@@ -223,6 +237,7 @@ impl Line<'_> {
         match detail {
             None => tracing::info!(
                 request_id = self.request_id,
+                route = self.route,
                 client_ip = %self.client_ip,
                 client_cert_sha256 = self.client_cert_sha256,
                 method = self.method,
@@ -236,6 +251,7 @@ impl Line<'_> {
             ),
             Some(detail) => tracing::warn!(
                 request_id = self.request_id,
+                route = self.route,
                 client_ip = %self.client_ip,
                 client_cert_sha256 = self.client_cert_sha256,
                 method = self.method,

@@ -13,28 +13,15 @@ use crate::allowlist::remote::{
 };
 use crate::allowlist::thumbprint::{hex, sha256};
 use crate::allowlist::{self, LiveSet, Network, PinSet, SourceNetworks, Thumbprint};
-use crate::config::{Config, ConfigError, ListConfig};
+use crate::config::{Config, ConfigError, ListConfig, Routing};
 use crate::forward::Upstream;
 use crate::identity::StripList;
+use crate::metrics::Metrics;
 use crate::policy::normalize::normalized;
+use crate::routes::{HeaderRule, PayloadRule, Route, RouteTable};
 use crate::secret::{Secret, SecretSource};
 use crate::signature::IdentitySigner;
 use crate::tls::{self, TlsInputs};
-
-/// `[required_header]`, resolved.
-pub(crate) struct HeaderRule {
-    pub name: http::HeaderName,
-    pub values: Vec<Secret>,
-    pub strip: bool,
-}
-
-/// `[developer_payload]`, resolved.
-pub(crate) struct PayloadRule {
-    pub pointer: String,
-    pub values: Vec<Secret>,
-    /// In the normalized form of SPEC §8, like the paths they are compared with.
-    pub path_prefixes: Vec<String>,
-}
 
 /// One allow list: the entries from the config (inline + files) and the merged set in force.
 /// A remote refresh re-merges with `static_entries`; it never replaces them.
@@ -96,14 +83,9 @@ pub(crate) struct Snapshot {
     pub cert_not_after: i64,
     pub pins: Option<AllowList<Thumbprint, PinSet>>,
     pub source_ips: Option<AllowList<Network, SourceNetworks>>,
-    pub header: Option<HeaderRule>,
-    pub payload: Option<PayloadRule>,
+    /// SPEC §8: every route's checks and upstream.
+    pub routes: RouteTable,
     pub signer: Option<IdentitySigner>,
-    /// Inbound headers removed before forwarding (SPEC §4).
-    pub strip: StripList,
-    pub upstream: Upstream,
-    /// The `Allow` header of a 405.
-    pub allow: HeaderValue,
     /// What `check` and start-up print as `warning:` lines.
     pub warnings: Vec<String>,
 }
@@ -111,7 +93,11 @@ pub(crate) struct Snapshot {
 impl Snapshot {
     /// Reads every file and secret the config names and builds the whole snapshot, or fails
     /// naming the key that is wrong.
-    pub(crate) fn build(config: Config, remote: &RemoteEntries) -> Result<Snapshot, ConfigError> {
+    pub(crate) fn build(
+        config: Config,
+        remote: &RemoteEntries,
+        metrics: &Metrics,
+    ) -> Result<Snapshot, ConfigError> {
         let mut warnings = Vec::new();
         let pins = config
             .thumbprints
@@ -159,27 +145,7 @@ impl Snapshot {
             config.error(k, e.to_string())
         })?;
 
-        let header = match &config.required_header {
-            Some(h) => Some(HeaderRule {
-                name: h.name.clone(),
-                values: resolve_all(&config, "required_header.values", &h.values, &mut warnings)?,
-                strip: h.strip,
-            }),
-            None => None,
-        };
-        let payload = match &config.developer_payload {
-            Some(p) => Some(PayloadRule {
-                pointer: p.pointer.clone(),
-                values: resolve_all(
-                    &config,
-                    "developer_payload.values",
-                    &p.values,
-                    &mut warnings,
-                )?,
-                path_prefixes: p.path_prefixes.iter().map(|p| normalized(p)).collect(),
-            }),
-            None => None,
-        };
+        let routes = build_routes(&config, metrics, &mut warnings)?;
         let signer = match &config.identity {
             Some(id) => {
                 let secret = resolve_one(&config, "identity.key", &id.key, &mut warnings)?;
@@ -206,14 +172,75 @@ impl Snapshot {
             Some(l) => plan_remote(&config, "source_ips", l)?,
             None => None,
         };
-        let allow = config
-            .request
+        Ok(Snapshot {
+            remote_pins,
+            remote_ips,
+            acceptor: TlsAcceptor::from(server_tls.config),
+            cert_not_after: server_tls.cert_not_after,
+            pins,
+            source_ips,
+            routes,
+            signer,
+            warnings,
+            config,
+        })
+    }
+}
+
+/// Every route of the config, its secrets read, its upstream client made (a route without its
+/// own `upstream` shares `[upstream]`'s connection pool).
+fn build_routes(
+    config: &Config,
+    metrics: &Metrics,
+    warnings: &mut Vec<String>,
+) -> Result<RouteTable, ConfigError> {
+    let shared = Arc::new(Upstream::new(&config.upstream));
+    let mut routes = Vec::with_capacity(config.routes.len());
+    for (i, r) in config.routes.iter().enumerate() {
+        // Errors name the key where it was written: the section, or the route's own table.
+        let key = |own: bool, section: &str, k: &str| match (config.routing, own) {
+            (Routing::Routes, true) => format!("routes[{i}].{section}.{k}"),
+            _ => format!("{section}.{k}"),
+        };
+        let own_header = config.routing == Routing::Routes
+            && r.required_header.as_ref().map(|h| h.name.clone())
+                != config.required_header.as_ref().map(|h| h.name.clone());
+        let header = match &r.required_header {
+            Some(h) => Some(HeaderRule {
+                name: h.name.clone(),
+                values: resolve_all(
+                    config,
+                    &key(own_header, "required_header", "values"),
+                    &h.values,
+                    warnings,
+                )?,
+                strip: h.strip,
+            }),
+            None => None,
+        };
+        let payload = match &r.developer_payload {
+            Some(p) => Some(PayloadRule {
+                pointer: p.pointer.clone(),
+                values: resolve_all(config, "developer_payload.values", &p.values, warnings)?,
+                under: p
+                    .path_prefixes
+                    .as_ref()
+                    .map(|ps| ps.iter().map(|p| normalized(p)).collect()),
+            }),
+            None => None,
+        };
+        if config.routing == Routing::Routes && header.is_none() && payload.is_none() {
+            warnings.push(format!(
+                "route \"{}\" has neither required_header nor developer_payload: any customer of the sender can deliver to it",
+                r.name
+            ));
+        }
+        let allow = r
             .methods
             .iter()
             .map(|m| m.as_str())
             .collect::<Vec<_>>()
             .join(", ");
-        let upstream = Upstream::new(&config.upstream);
         let strip = StripList::new(
             header
                 .iter()
@@ -221,23 +248,26 @@ impl Snapshot {
                 .map(|h| h.name.clone())
                 .chain(config.request.strip_headers.iter().cloned()),
         );
-        Ok(Snapshot {
-            strip,
-            remote_pins,
-            remote_ips,
-            acceptor: TlsAcceptor::from(server_tls.config),
-            cert_not_after: server_tls.cert_not_after,
-            pins,
-            source_ips,
+        routes.push(Route {
+            methods: r.methods.clone(),
+            allow: HeaderValue::try_from(allow).expect("method tokens are valid header text"),
+            max_body: r.max_body,
             header,
             payload,
-            signer,
-            upstream,
-            allow: HeaderValue::try_from(allow).expect("method tokens are valid header text"),
-            warnings,
-            config,
-        })
+            strip,
+            upstream: match &r.upstream {
+                Some(u) => Arc::new(Upstream::new(u)),
+                None => shared.clone(),
+            },
+            metrics: metrics.route(&r.name),
+        });
     }
+    let prefixes: Vec<Vec<String>> = config
+        .routes
+        .iter()
+        .map(|r| r.path_prefixes.clone())
+        .collect();
+    Ok(RouteTable::new(config.routing, routes, &prefixes))
 }
 
 fn load_list<T>(config: &Config, section: &str, list: &ListConfig<T>) -> Result<Vec<T>, ConfigError>

@@ -1,7 +1,8 @@
 //! What `hookgate check` prints: everything a snapshot enforces, in words, and no secret value.
 
 use crate::allowlist::remote::loggable_url;
-use crate::config::{RemoteConfig, UpstreamTarget};
+use crate::config::{Config, RemoteConfig, RouteConfig, Routing, UpstreamTarget};
+use crate::routes::Route;
 use crate::snapshot::Snapshot;
 
 /// What `check` prints: everything the snapshot enforces, no secret values.
@@ -73,40 +74,9 @@ pub(crate) fn summary(snap: &Snapshot) -> String {
             let _ = writeln!(s, "source_ips: not configured (any address)");
         }
     }
-    match &snap.header {
-        Some(h) => {
-            let _ = writeln!(
-                s,
-                "required_header: {} ({} accepted values), {}",
-                h.name,
-                h.values.len(),
-                if h.strip { "stripped" } else { "forwarded" }
-            );
-        }
-        None => {
-            let _ = writeln!(s, "required_header: not configured");
-        }
-    }
-    match &snap.payload {
-        Some(p) => {
-            let _ = writeln!(
-                s,
-                "developer_payload: {} ({} accepted values) under {:?}",
-                p.pointer,
-                p.values.len(),
-                p.path_prefixes
-            );
-        }
-        None => {
-            let _ = writeln!(s, "developer_payload: not configured");
-        }
-    }
     let _ = writeln!(
         s,
-        "request: methods {}, path prefixes {:?}, max body {} bytes, at most {} bytes of bodies buffered at once",
-        snap.allow.to_str().unwrap_or_default(),
-        c.request.path_prefixes,
-        c.request.max_body,
+        "request: at most {} bytes of bodies buffered at once",
         c.request.max_buffered
     );
     if !c.request.strip_headers.is_empty() {
@@ -117,15 +87,9 @@ pub(crate) fn summary(snap: &Snapshot) -> String {
             names.join(", ")
         );
     }
-    let target = match &c.upstream.target {
-        UpstreamTarget::Tcp { host, port } => format!("http://{host}:{port}{}", c.upstream.base),
-        UpstreamTarget::Unix(p) => format!("unix:{}", p.display()),
-    };
-    let _ = writeln!(
-        s,
-        "upstream: {target} (connect timeout {:?}, response timeout {:?}, host {:?})",
-        c.upstream.connect_timeout, c.upstream.timeout, c.upstream.host
-    );
+    for (rc, route) in c.routes.iter().zip(snap.routes.iter()) {
+        route_lines(&mut s, c, rc, route);
+    }
     match &snap.signer {
         Some(sig) => {
             let _ = writeln!(
@@ -144,6 +108,71 @@ pub(crate) fn summary(snap: &Snapshot) -> String {
         c.admin.map_or("disabled".into(), |a| a.to_string())
     );
     s
+}
+
+/// What one route enforces (SPEC §8: `check` prints each route).
+fn route_lines(s: &mut String, c: &Config, rc: &RouteConfig, route: &Route) {
+    use std::fmt::Write;
+    let matching = match c.routing {
+        Routing::Default => "a plain prefix match on the path as received",
+        Routing::Routes => "the longest prefix of the normalized path",
+    };
+    let _ = writeln!(
+        s,
+        "route {}: paths {:?} ({matching}), methods {}, max body {} bytes",
+        rc.name,
+        rc.path_prefixes,
+        route.allow.to_str().unwrap_or_default(),
+        route.max_body
+    );
+    match &route.header {
+        Some(h) => {
+            let _ = writeln!(
+                s,
+                "  required_header: {} ({} accepted values), {}",
+                h.name,
+                h.values.len(),
+                if h.strip { "stripped" } else { "forwarded" }
+            );
+        }
+        None => {
+            let _ = writeln!(s, "  required_header: not checked");
+        }
+    }
+    match (&route.payload, rc.developer_payload.as_ref()) {
+        (Some(p), Some(pc)) => {
+            let under = match &pc.path_prefixes {
+                Some(prefixes) => format!("under {prefixes:?} (normalized)"),
+                None => "on the whole route".into(),
+            };
+            let _ = writeln!(
+                s,
+                "  developer_payload: {} ({} accepted values) {under}",
+                p.pointer,
+                p.values.len()
+            );
+        }
+        _ => {
+            let _ = writeln!(s, "  developer_payload: not checked");
+        }
+    }
+    let upstream = rc.upstream.as_ref().unwrap_or(&c.upstream);
+    let target = match &upstream.target {
+        UpstreamTarget::Tcp { host, port } => format!("http://{host}:{port}{}", upstream.base),
+        UpstreamTarget::Unix(p) => format!("unix:{}", p.display()),
+    };
+    let _ = writeln!(
+        s,
+        "  upstream: {target} (connect timeout {:?}, response timeout {:?}, host {:?}){}",
+        upstream.connect_timeout,
+        upstream.timeout,
+        upstream.host,
+        if rc.upstream.is_some() {
+            ", its own connection pool"
+        } else {
+            ""
+        }
+    );
 }
 
 /// ` + refreshed from URL every D` for a list with a remote source (the URL's query redacted).

@@ -31,6 +31,9 @@ pub(crate) struct FileConfig {
     pub admin: Admin,
     #[serde(default)]
     pub log: Log,
+    /// SPEC §8: a policy per kind of webhook.
+    #[serde(default)]
+    pub routes: Vec<Route>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -128,15 +131,16 @@ pub(crate) struct DeveloperPayload {
     #[serde(default = "default_pointer")]
     pub pointer: String,
     pub values: Vec<SecretSource>,
-    #[serde(default = "root_prefix")]
-    pub path_prefixes: Vec<String>,
+    /// `None` when not written: `["/"]` without `[[routes]]`, an error with them.
+    pub path_prefixes: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct Request {
     pub methods: Vec<String>,
-    pub path_prefixes: Vec<String>,
+    /// `None` when not written: `["/"]` without `[[routes]]`, an error with them.
+    pub path_prefixes: Option<Vec<String>>,
     pub max_body: Size,
     /// Extension: the most request-body bytes buffered at once, over all requests.
     pub max_buffered: Size,
@@ -148,7 +152,7 @@ impl Default for Request {
     fn default() -> Self {
         Request {
             methods: vec!["POST".into(), "PUT".into()],
-            path_prefixes: root_prefix(),
+            path_prefixes: None,
             max_body: Size(16 << 20),
             max_buffered: Size(256 << 20),
             strip_headers: Vec::new(),
@@ -174,6 +178,91 @@ impl Default for Upstream {
             host: HostMode::Preserve,
         }
     }
+}
+
+/// One `[[routes]]` entry (SPEC §8); what it leaves out comes from the sections.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Route {
+    pub name: String,
+    pub path_prefixes: Vec<String>,
+    pub methods: Option<Vec<String>>,
+    pub max_body: Option<Size>,
+    pub required_header: Option<Toggle<RouteHeader>>,
+    pub developer_payload: Option<Toggle<RoutePayload>>,
+    pub upstream: Option<RouteUpstream>,
+    #[serde(default)]
+    pub delivery: Delivery,
+    #[serde(default)]
+    pub dedup: String,
+    pub dedup_window: Option<Dur>,
+}
+
+/// `true`/`false`, or a table that replaces the section on one route.
+#[derive(Debug)]
+pub(crate) enum Toggle<T> {
+    On(bool),
+    Table(T),
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Toggle<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for V<T> {
+            type Value = Toggle<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("true, false or a table")
+            }
+            fn visit_bool<E: serde::de::Error>(self, b: bool) -> Result<Toggle<T>, E> {
+                Ok(Toggle::On(b))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Toggle<T>, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Toggle::Table)
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+/// A route's own required header.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RouteHeader {
+    #[serde(default = "default_header_name", deserialize_with = "from_str")]
+    pub name: http::HeaderName,
+    pub values: Vec<SecretSource>,
+    #[serde(default = "yes")]
+    pub strip: bool,
+}
+
+/// A route's own developerPayload (it applies to the whole route).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RoutePayload {
+    #[serde(default = "default_pointer")]
+    pub pointer: String,
+    pub values: Vec<SecretSource>,
+}
+
+/// A route's upstream: the keys of `[upstream]`, each defaulting to `[upstream]`'s value.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RouteUpstream {
+    pub url: Option<String>,
+    pub connect_timeout: Option<Dur>,
+    pub timeout: Option<Dur>,
+    pub host: Option<HostMode>,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Delivery {
+    #[default]
+    Forward,
+    Store,
 }
 
 #[derive(Debug, Deserialize)]
@@ -228,9 +317,6 @@ fn default_header_name() -> http::HeaderName {
 }
 fn default_pointer() -> String {
     "/developerPayload".into()
-}
-fn root_prefix() -> Vec<String> {
-    vec!["/".into()]
 }
 fn default_key_id() -> String {
     "hookgate-1".into()

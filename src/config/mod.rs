@@ -67,6 +67,9 @@ pub(crate) struct Config {
     pub request: RequestRules,
     pub upstream: Upstream,
     pub identity: Option<Identity>,
+    pub routing: Routing,
+    /// At least one; the `default` route alone under [`Routing::Default`].
+    pub routes: Vec<RouteConfig>,
     pub admin: Option<SocketAddr>,
     pub log_format: LogFormat,
     pub log_level: String,
@@ -112,24 +115,53 @@ pub(crate) struct RemoteConfig {
     pub cache: Option<PathBuf>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct RequiredHeader {
     pub name: http::HeaderName,
     pub values: Vec<SecretSource>,
     pub strip: bool,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct DeveloperPayload {
     pub pointer: String,
     pub values: Vec<SecretSource>,
+    /// Where on its route it applies: `Some` for the `default` route (its section's
+    /// `path_prefixes`), `None` on a `[[routes]]` route (the whole route).
+    pub path_prefixes: Option<Vec<String>>,
+}
+
+/// One route of SPEC §8 with every default filled in. Without `[[routes]]` the config has one,
+/// named `default`, built from `[request]`, `[required_header]`, `[developer_payload]` and
+/// `[upstream]`.
+#[derive(Debug)]
+pub(crate) struct RouteConfig {
+    pub name: String,
+    /// As written. `[[routes]]` are selected on the normalized path (longest prefix); the
+    /// `default` route by a plain prefix match on the path as received (SPEC §3).
     pub path_prefixes: Vec<String>,
+    pub methods: Vec<http::Method>,
+    pub max_body: u64,
+    pub required_header: Option<RequiredHeader>,
+    pub developer_payload: Option<DeveloperPayload>,
+    /// `None`: `[upstream]` (and its connection pool).
+    pub upstream: Option<Upstream>,
+}
+
+/// How a request's route is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Routing {
+    /// No `[[routes]]`: the one `default` route, SPEC §2–3 exactly.
+    Default,
+    /// `[[routes]]`: the longest normalized prefix wins (SPEC §8).
+    Routes,
 }
 
 #[derive(Debug)]
 pub(crate) struct RequestRules {
+    /// The default of every route.
     pub methods: Vec<http::Method>,
-    pub path_prefixes: Vec<String>,
+    /// The default of every route.
     pub max_body: u64,
     /// Process-wide bound on buffered request bodies (bodies are read whole before forwarding).
     pub max_buffered: u64,
@@ -143,7 +175,7 @@ pub(crate) enum UpstreamTarget {
     Unix(PathBuf),
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Upstream {
     pub target: UpstreamTarget,
     /// Prepended to the client's path; empty or "/BASE" without a trailing slash.
@@ -217,7 +249,6 @@ impl Config {
             developer_payload: None,
             request: RequestRules {
                 methods: Vec::new(),
-                path_prefixes: raw.request.path_prefixes,
                 max_body: raw.request.max_body.0,
                 max_buffered: raw.request.max_buffered.0,
                 strip_headers: raw
@@ -238,6 +269,8 @@ impl Config {
                 key: i.key,
                 key_id: i.key_id,
             }),
+            routing: Routing::Default,
+            routes: Vec::new(),
             admin: None,
             log_format: raw.log.format,
             log_level: raw.log.level,
@@ -257,10 +290,9 @@ impl Config {
             .transpose()?;
         cfg.developer_payload = raw
             .developer_payload
-            .map(|p| validate::developer_payload(&cfg, p))
+            .map(|p| validate::developer_payload(&cfg, p, raw.routes.is_empty()))
             .transpose()?;
-        cfg.request.methods = validate::methods(&cfg, &raw.request.methods)?;
-        validate::prefixes(&cfg, "request.path_prefixes", &cfg.request.path_prefixes)?;
+        cfg.request.methods = validate::methods(&cfg, "request.methods", &raw.request.methods)?;
         if cfg.request.max_body == 0 {
             return Err(cfg.error("request.max_body", "must be more than 0 bytes"));
         }
@@ -270,7 +302,27 @@ impl Config {
                 "must be at least request.max_body, or no maximum-size body could ever be read",
             ));
         }
-        (cfg.upstream.target, cfg.upstream.base) = validate::upstream_url(&cfg, &raw.upstream.url)?;
+        (cfg.upstream.target, cfg.upstream.base) =
+            validate::upstream_url(&cfg, "upstream.url", &raw.upstream.url)?;
+        (cfg.routing, cfg.routes) = if raw.routes.is_empty() {
+            let prefixes = raw
+                .request
+                .path_prefixes
+                .unwrap_or_else(|| vec!["/".into()]);
+            validate::prefixes(&cfg, "request.path_prefixes", &prefixes)?;
+            (
+                Routing::Default,
+                vec![validate::default_route(&cfg, prefixes)],
+            )
+        } else {
+            if raw.request.path_prefixes.is_some() {
+                return Err(cfg.error(
+                    "request.path_prefixes",
+                    "with [[routes]], give each route its path_prefixes",
+                ));
+            }
+            (Routing::Routes, validate::routes(&cfg, raw.routes)?)
+        };
         cfg.admin = validate::admin(&cfg, &raw.admin.address)?;
         validate::log_level(&cfg)?;
         if let Some(id) = &cfg.identity {
@@ -311,15 +363,35 @@ fn line_at(text: &str, offset: usize) -> usize {
 }
 
 /// Finds the line of `section.key` (or `section.key[n]`), or of the `[section]` header.
+/// For an array of tables, `routes[N].key` is the key in the N-th `[[routes]]` (from 0).
 fn line_of_key(text: &str, path: &str) -> Option<usize> {
-    let path = path.split('[').next().unwrap_or(path);
-    let (section, key) = path.split_once('.').unwrap_or((path, ""));
+    let (section, table, key) = match path.strip_prefix("routes[") {
+        Some(rest) => {
+            let (n, key) = rest.split_once(']').unwrap_or((rest, ""));
+            (
+                "routes",
+                n.parse::<usize>().ok(),
+                key.trim_start_matches('.'),
+            )
+        }
+        None => {
+            let path = path.split('[').next().unwrap_or(path);
+            let (section, key) = path.split_once('.').unwrap_or((path, ""));
+            (section, None, key)
+        }
+    };
+    let key = key.split(['.', '[']).next().unwrap_or_default();
     let mut in_section = false;
     let mut header_line = None;
+    let mut seen_tables = 0;
     for (idx, line) in text.lines().enumerate() {
         let t = line.trim();
         if t.starts_with('[') {
             in_section = t.trim_start_matches('[').trim_end_matches(']').trim() == section;
+            if in_section && t.starts_with("[[") {
+                in_section = table.map_or(true, |n| n == seen_tables);
+                seen_tables += 1;
+            }
             if in_section {
                 header_line = Some(idx + 1);
             }

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use super::file;
 use super::{
-    Config, ConfigError, DeveloperPayload, ListConfig, RemoteConfig, RequiredHeader, UpstreamTarget,
+    Config, ConfigError, DeveloperPayload, ListConfig, RemoteConfig, RequiredHeader, RouteConfig,
+    UpstreamTarget,
 };
 
 pub(super) fn listen(cfg: &Config, raw: &file::Listen) -> Result<(), ConfigError> {
@@ -108,33 +109,228 @@ pub(super) fn required_header(
     })
 }
 
+/// `[developer_payload]`; `default_route`: there are no `[[routes]]`, so its `path_prefixes`
+/// apply (with routes they are an error: each route says whether it checks the payload).
 pub(super) fn developer_payload(
     cfg: &Config,
     raw: file::DeveloperPayload,
+    default_route: bool,
 ) -> Result<DeveloperPayload, ConfigError> {
-    if !raw.pointer.is_empty() && !raw.pointer.starts_with('/') {
-        return Err(cfg.error(
-            "developer_payload.pointer",
-            format!(
-                "{:?} is not an RFC 6901 JSON pointer: it must start with '/'",
-                raw.pointer
-            ),
-        ));
-    }
-    if raw.values.is_empty() {
-        return Err(cfg.error("developer_payload.values", "needs at least one value"));
-    }
-    prefixes(cfg, "developer_payload.path_prefixes", &raw.path_prefixes)?;
+    let (pointer, values) = payload_parts(cfg, "developer_payload", raw.pointer, raw.values)?;
+    let path_prefixes = match (raw.path_prefixes, default_route) {
+        (Some(_), false) => {
+            return Err(cfg.error(
+                "developer_payload.path_prefixes",
+                "with [[routes]], give each route its path_prefixes (and developer_payload = false where it must not apply)",
+            ))
+        }
+        (None, false) => None,
+        (p, true) => {
+            let p = p.unwrap_or_else(|| vec!["/".into()]);
+            prefixes(cfg, "developer_payload.path_prefixes", &p)?;
+            Some(p)
+        }
+    };
     Ok(DeveloperPayload {
-        pointer: raw.pointer,
-        values: raw.values,
-        path_prefixes: raw.path_prefixes,
+        pointer,
+        values,
+        path_prefixes,
     })
 }
 
-pub(super) fn methods(cfg: &Config, raw: &[String]) -> Result<Vec<http::Method>, ConfigError> {
+fn payload_parts(
+    cfg: &Config,
+    key: &str,
+    pointer: String,
+    values: Vec<crate::secret::SecretSource>,
+) -> Result<(String, Vec<crate::secret::SecretSource>), ConfigError> {
+    if !pointer.is_empty() && !pointer.starts_with('/') {
+        return Err(cfg.error(
+            &format!("{key}.pointer"),
+            format!("{pointer:?} is not an RFC 6901 JSON pointer: it must start with '/'"),
+        ));
+    }
+    if values.is_empty() {
+        return Err(cfg.error(&format!("{key}.values"), "needs at least one value"));
+    }
+    Ok((pointer, values))
+}
+
+/// The one route of a config without `[[routes]]`: SPEC §2–3 as written.
+pub(super) fn default_route(cfg: &Config, path_prefixes: Vec<String>) -> RouteConfig {
+    RouteConfig {
+        name: "default".into(),
+        path_prefixes,
+        methods: cfg.request.methods.clone(),
+        max_body: cfg.request.max_body,
+        required_header: cfg.required_header.clone(),
+        developer_payload: cfg.developer_payload.clone(),
+        upstream: None,
+    }
+}
+
+/// `[[routes]]` (SPEC §8), each default taken from the sections.
+pub(super) fn routes(cfg: &Config, raw: Vec<file::Route>) -> Result<Vec<RouteConfig>, ConfigError> {
+    let mut routes: Vec<RouteConfig> = Vec::with_capacity(raw.len());
+    let mut seen_prefixes: Vec<(String, String)> = Vec::new();
+    for (i, r) in raw.into_iter().enumerate() {
+        let key = |k: &str| format!("routes[{i}].{k}");
+        let name_ok = (1..=32).contains(&r.name.len())
+            && r.name
+                .bytes()
+                .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-'));
+        if !name_ok {
+            return Err(cfg.error(
+                &key("name"),
+                format!(
+                    "{:?} must be 1-32 characters of a-z, 0-9, '_' and '-'",
+                    r.name
+                ),
+            ));
+        }
+        if r.name == "none" {
+            return Err(cfg.error(
+                &key("name"),
+                "\"none\" is the route label of requests that match no route; choose another name",
+            ));
+        }
+        if routes.iter().any(|o| o.name == r.name) {
+            return Err(cfg.error(&key("name"), format!("route {:?} is defined twice", r.name)));
+        }
+        prefixes(cfg, &key("path_prefixes"), &r.path_prefixes)?;
+        for p in &r.path_prefixes {
+            let normal = crate::policy::normalize::normalized(p);
+            if let Some((other, _)) = seen_prefixes.iter().find(|(_, n)| *n == normal) {
+                return Err(cfg.error(
+                    &key("path_prefixes"),
+                    format!(
+                        "{p:?} normalizes to {normal:?}, like a prefix of route {other:?}: a path could not tell them apart"
+                    ),
+                ));
+            }
+            seen_prefixes.push((r.name.clone(), normal));
+        }
+        let methods = match &r.methods {
+            Some(m) => self::methods(cfg, &key("methods"), m)?,
+            None => cfg.request.methods.clone(),
+        };
+        let max_body =
+            match r.max_body {
+                Some(s) if s.0 == 0 => {
+                    return Err(cfg.error(&key("max_body"), "must be more than 0 bytes"))
+                }
+                Some(s) if s.0 > cfg.request.max_buffered => return Err(cfg.error(
+                    &key("max_body"),
+                    "is more than request.max_buffered, so no maximum-size body could ever be read",
+                )),
+                Some(s) => s.0,
+                None => cfg.request.max_body,
+            };
+        let required_header = match r.required_header {
+            None => cfg.required_header.clone(),
+            Some(file::Toggle::On(false)) => None,
+            Some(file::Toggle::On(true)) => Some(cfg.required_header.clone().ok_or_else(|| {
+                cfg.error(
+                    &key("required_header"),
+                    "is true but there is no [required_header] section",
+                )
+            })?),
+            Some(file::Toggle::Table(h)) => {
+                if h.values.is_empty() {
+                    return Err(
+                        cfg.error(&key("required_header.values"), "needs at least one value")
+                    );
+                }
+                Some(RequiredHeader {
+                    name: h.name,
+                    values: h.values,
+                    strip: h.strip,
+                })
+            }
+        };
+        let whole_route = |p: &DeveloperPayload| DeveloperPayload {
+            path_prefixes: None,
+            ..p.clone()
+        };
+        let developer_payload = match r.developer_payload {
+            None => cfg.developer_payload.as_ref().map(whole_route),
+            Some(file::Toggle::On(false)) => None,
+            Some(file::Toggle::On(true)) => Some(
+                cfg.developer_payload
+                    .as_ref()
+                    .map(whole_route)
+                    .ok_or_else(|| {
+                        cfg.error(
+                            &key("developer_payload"),
+                            "is true but there is no [developer_payload] section",
+                        )
+                    })?,
+            ),
+            Some(file::Toggle::Table(p)) => {
+                let (pointer, values) =
+                    payload_parts(cfg, &key("developer_payload"), p.pointer, p.values)?;
+                Some(DeveloperPayload {
+                    pointer,
+                    values,
+                    path_prefixes: None,
+                })
+            }
+        };
+        let upstream = match r.upstream {
+            None => None,
+            Some(u) => {
+                let mut up = cfg.upstream.clone();
+                if let Some(url) = &u.url {
+                    (up.target, up.base) = upstream_url(cfg, &key("upstream.url"), url)?;
+                }
+                if let Some(d) = u.connect_timeout {
+                    up.connect_timeout = d.0;
+                }
+                if let Some(d) = u.timeout {
+                    up.timeout = d.0;
+                }
+                if let Some(h) = u.host {
+                    up.host = h;
+                }
+                Some(up)
+            }
+        };
+        if r.delivery == file::Delivery::Store {
+            return Err(cfg.error(
+                &key("delivery"),
+                "\"store\" needs a [store] section (SPEC §9), which this version of hookgate does not have yet; use \"forward\"",
+            ));
+        }
+        if !r.dedup.is_empty() || r.dedup_window.is_some() {
+            return Err(cfg.error(
+                &key(if r.dedup.is_empty() {
+                    "dedup_window"
+                } else {
+                    "dedup"
+                }),
+                "only applies to a route with delivery = \"store\"",
+            ));
+        }
+        routes.push(RouteConfig {
+            name: r.name,
+            path_prefixes: r.path_prefixes,
+            methods,
+            max_body,
+            required_header,
+            developer_payload,
+            upstream,
+        });
+    }
+    Ok(routes)
+}
+
+pub(super) fn methods(
+    cfg: &Config,
+    key: &str,
+    raw: &[String],
+) -> Result<Vec<http::Method>, ConfigError> {
     if raw.is_empty() {
-        return Err(cfg.error("request.methods", "needs at least one method"));
+        return Err(cfg.error(key, "needs at least one method"));
     }
     raw.iter()
         .map(|m| {
@@ -143,7 +339,7 @@ pub(super) fn methods(cfg: &Config, raw: &[String]) -> Result<Vec<http::Method>,
                 .filter(|_| m.bytes().all(|b| b.is_ascii_uppercase()))
                 .ok_or_else(|| {
                     cfg.error(
-                        "request.methods",
+                        key,
                         format!(
                             "{m:?} is not an HTTP method: write it in upper case, e.g. \"POST\""
                         ),
@@ -166,11 +362,12 @@ pub(super) fn prefixes(cfg: &Config, key: &str, list: &[String]) -> Result<(), C
 /// `http://HOST:PORT[/BASE]` or `unix:/PATH`.
 pub(super) fn upstream_url(
     cfg: &Config,
+    key: &str,
     raw: &str,
 ) -> Result<(UpstreamTarget, String), ConfigError> {
     let bad = |why: &str| {
         cfg.error(
-            "upstream.url",
+            key,
             format!("{raw:?} {why}; expected http://HOST:PORT[/BASE] or unix:/PATH/TO.sock"),
         )
     };

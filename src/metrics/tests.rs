@@ -80,15 +80,21 @@ fn fresh_render_has_every_label_value_and_valid_pair_at_zero() {
         ),
         (
             "error",
-            &["bad_request", "upstream_unavailable", "upstream_timeout"],
+            &[
+                "bad_request",
+                "timeout",
+                "upstream_unavailable",
+                "upstream_timeout",
+                "shutdown",
+            ],
         ),
     ] {
         series.push(format!(
-            r#"hookgate_request_duration_seconds_count{{outcome="{outcome}"}}"#
+            r#"hookgate_request_duration_seconds_count{{outcome="{outcome}",route="none"}}"#
         ));
         for reason in reasons {
             series.push(format!(
-                r#"hookgate_requests_total{{outcome="{outcome}",reason="{reason}"}}"#
+                r#"hookgate_requests_total{{outcome="{outcome}",reason="{reason}",route="none"}}"#
             ));
         }
     }
@@ -159,8 +165,9 @@ fn recording_moves_exactly_the_matching_series() {
     m.connection(ConnectionResult::IpDenied);
     m.handshake(HandshakeResult::ThumbprintDenied);
     m.handshake(HandshakeResult::ThumbprintDenied);
-    m.request(Reason::Header, Duration::from_millis(3));
-    m.request(Reason::Ok, Duration::from_millis(20));
+    let route = m.route("default");
+    route.request(Reason::Header, Duration::from_millis(3));
+    route.request(Reason::Ok, Duration::from_millis(20));
     m.upstream_duration(Duration::from_millis(15));
     m.set_allowlist_entries(ListKind::SourceIps, 42);
     m.allowlist_refresh(ListKind::Thumbprints, false);
@@ -176,31 +183,31 @@ fn recording_moves_exactly_the_matching_series() {
             2.0,
         ),
         (
-            r#"hookgate_requests_total{outcome="denied",reason="header"}"#,
+            r#"hookgate_requests_total{outcome="denied",reason="header",route="default"}"#,
             1.0,
         ),
         (
-            r#"hookgate_requests_total{outcome="forwarded",reason="ok"}"#,
+            r#"hookgate_requests_total{outcome="forwarded",reason="ok",route="default"}"#,
             1.0,
         ),
         (
-            r#"hookgate_requests_total{outcome="denied",reason="path"}"#,
+            r#"hookgate_requests_total{outcome="denied",reason="path",route="default"}"#,
             0.0,
         ),
         (
-            r#"hookgate_request_duration_seconds_bucket{outcome="denied",le="0.0025"}"#,
+            r#"hookgate_request_duration_seconds_bucket{outcome="denied",route="default",le="0.0025"}"#,
             0.0,
         ),
         (
-            r#"hookgate_request_duration_seconds_bucket{outcome="denied",le="0.005"}"#,
+            r#"hookgate_request_duration_seconds_bucket{outcome="denied",route="default",le="0.005"}"#,
             1.0,
         ),
         (
-            r#"hookgate_request_duration_seconds_count{outcome="forwarded"}"#,
+            r#"hookgate_request_duration_seconds_count{outcome="forwarded",route="default"}"#,
             1.0,
         ),
         (
-            r#"hookgate_request_duration_seconds_count{outcome="error"}"#,
+            r#"hookgate_request_duration_seconds_count{outcome="error",route="default"}"#,
             0.0,
         ),
         ("hookgate_upstream_duration_seconds_count", 1.0),
@@ -247,8 +254,10 @@ fn open_connection_guard_decrements_on_drop() {
 #[test]
 fn promtool_accepts_a_populated_render() {
     let m = Metrics::new("0.1.0");
-    m.request(Reason::Ok, Duration::from_micros(800));
-    m.request(Reason::UpstreamTimeout, Duration::from_secs(31));
+    m.route("default")
+        .request(Reason::Ok, Duration::from_micros(800));
+    m.unrouted()
+        .request(Reason::UpstreamTimeout, Duration::from_secs(31));
     m.upstream_duration(Duration::from_millis(2));
     m.connection(ConnectionResult::Accepted);
     m.handshake(HandshakeResult::Ok);

@@ -73,7 +73,7 @@ impl Denied {
             | Denied::DeveloperPayload(d)
             | Denied::BodyTimeout(d) => d,
             Denied::Method => "method not allowed",
-            Denied::Path => "path outside request.path_prefixes",
+            Denied::Path => "path under no route (request.path_prefixes, or a [[routes]] path_prefixes)",
             Denied::BodyTooLarge => "body larger than request.max_body",
             Denied::NoBufferRoom => {
                 "no room to buffer the body within listen.header_timeout (request.max_buffered in use)"

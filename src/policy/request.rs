@@ -1,5 +1,5 @@
-//! The request checks of SPEC §3 after framing: method, path prefix, required header, declared
-//! body size, developerPayload. Each is pure and tested case by case.
+//! The request checks of SPEC §3 after framing and the route (`routes`): method, required
+//! header, declared body size, developerPayload. Each is pure and tested case by case.
 
 use http::{HeaderMap, Method};
 
@@ -12,19 +12,6 @@ pub(crate) fn check_method(allowed: &[Method], method: &Method) -> Result<(), De
     } else {
         Err(Denied::Method)
     }
-}
-
-/// A plain prefix match on the path as received.
-pub(crate) fn check_path_prefix(prefixes: &[String], path: &str) -> Result<(), Denied> {
-    if is_under(prefixes, path) {
-        Ok(())
-    } else {
-        Err(Denied::Path)
-    }
-}
-
-pub(crate) fn is_under(prefixes: &[String], path: &str) -> bool {
-    prefixes.iter().any(|p| path.starts_with(p.as_str()))
 }
 
 /// Exactly one copy of the header, equal (in constant time) to one of the accepted values.
@@ -91,14 +78,6 @@ mod tests {
         let allowed = [Method::POST];
         assert!(check_method(&allowed, &Method::POST).is_ok());
         assert_eq!(check_method(&allowed, &Method::GET), Err(Denied::Method));
-    }
-
-    #[test]
-    fn path_prefix_is_a_plain_prefix_match() {
-        let p = vec!["/webhooks/".to_string()];
-        assert!(check_path_prefix(&p, "/webhooks/copyleaks").is_ok());
-        assert_eq!(check_path_prefix(&p, "/webhooks"), Err(Denied::Path));
-        assert_eq!(check_path_prefix(&p, "/admin"), Err(Denied::Path));
     }
 
     #[test]

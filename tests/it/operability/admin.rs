@@ -11,7 +11,7 @@ use crate::support::*;
 const OUTCOMES: [&str; 3] = ["forwarded", "denied", "error"];
 
 /// Every `(outcome, reason)` pair SPEC §5 says can occur.
-const REQUEST_PAIRS: [(&str, &str); 9] = [
+const REQUEST_PAIRS: [(&str, &str); 11] = [
     ("forwarded", "ok"),
     ("denied", "method"),
     ("denied", "path"),
@@ -19,8 +19,10 @@ const REQUEST_PAIRS: [(&str, &str); 9] = [
     ("denied", "body_too_large"),
     ("denied", "developer_payload"),
     ("error", "bad_request"),
+    ("error", "timeout"),
     ("error", "upstream_unavailable"),
     ("error", "upstream_timeout"),
+    ("error", "shutdown"),
 ];
 
 fn assert_type(m: &Metrics, family: &str, kind: &str) {
@@ -69,27 +71,32 @@ async fn exports_every_spec_family_and_label_value_at_zero_from_start_up() {
         );
     }
     assert_type(&m, "hookgate_requests_total", "counter");
-    for (outcome, reason) in REQUEST_PAIRS {
-        assert_sample(
-            &m,
-            "hookgate_requests_total",
-            &[("outcome", outcome), ("reason", reason)],
-            0.0,
-        );
-    }
-    assert_type(&m, "hookgate_request_duration_seconds", "histogram");
-    for outcome in OUTCOMES {
-        let o = [("outcome", outcome)];
-        assert_sample(&m, "hookgate_request_duration_seconds_count", &o, 0.0);
-        assert_sample(&m, "hookgate_request_duration_seconds_sum", &o, 0.0);
-        // Buckets from sub-millisecond local forwards up to the 30 s order of timeouts.
-        for le in ["0.0005", "30", "+Inf"] {
+    // SPEC §8: every route (`default` without [[routes]]) and `none`, every pair, at 0.
+    for route in ["default", "none"] {
+        for (outcome, reason) in REQUEST_PAIRS {
             assert_sample(
                 &m,
-                "hookgate_request_duration_seconds_bucket",
-                &[("outcome", outcome), ("le", le)],
+                "hookgate_requests_total",
+                &[("route", route), ("outcome", outcome), ("reason", reason)],
                 0.0,
             );
+        }
+    }
+    assert_type(&m, "hookgate_request_duration_seconds", "histogram");
+    for route in ["default", "none"] {
+        for outcome in OUTCOMES {
+            let o = [("route", route), ("outcome", outcome)];
+            assert_sample(&m, "hookgate_request_duration_seconds_count", &o, 0.0);
+            assert_sample(&m, "hookgate_request_duration_seconds_sum", &o, 0.0);
+            // Buckets from sub-millisecond local forwards up to the 30 s order of timeouts.
+            for le in ["0.0005", "30", "+Inf"] {
+                assert_sample(
+                    &m,
+                    "hookgate_request_duration_seconds_bucket",
+                    &[("route", route), ("outcome", outcome), ("le", le)],
+                    0.0,
+                );
+            }
         }
     }
     assert_type(&m, "hookgate_upstream_duration_seconds", "histogram");

@@ -38,14 +38,15 @@ pub async fn get(admin: SocketAddr, path: &str) -> std::io::Result<(u16, String)
 pub struct Metrics(pub String);
 
 impl Metrics {
-    /// The value of the sample `name{labels}` with exactly these labels, if present.
+    /// The value of the sample `name{labels}`, summed over the series that have these labels
+    /// and others (such as `route`), if any has them.
     pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-        let mut want: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
-        want.sort();
-        self.0
+        let want: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+        let matching: Vec<f64> = self
+            .0
             .lines()
             .filter(|l| !l.starts_with('#'))
-            .find_map(|line| {
+            .filter_map(|line| {
                 let (series, value) = line.rsplit_once(' ')?;
                 let (n, got) = match series.split_once('{') {
                     Some((n, rest)) => (n, rest.strip_suffix('}')?),
@@ -54,14 +55,12 @@ impl Metrics {
                 if n != name {
                     return None;
                 }
-                let mut got: Vec<String> = got
-                    .split(',')
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect();
-                got.sort();
-                (got == want).then(|| value.parse().ok()).flatten()
+                let got: Vec<&str> = got.split(',').filter(|s| !s.is_empty()).collect();
+                let has_all = want.iter().all(|w| got.contains(&w.as_str()));
+                has_all.then(|| value.parse().ok()).flatten()
             })
+            .collect();
+        (!matching.is_empty()).then(|| matching.iter().sum())
     }
 
     /// Every line of one family, for failure messages.
