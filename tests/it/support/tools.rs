@@ -147,3 +147,71 @@ pub fn curl(gate: &Gate, path: &str, data: &str, extra: &[&str]) -> CurlReply {
         head: std::fs::read_to_string(Path::new(&head_file)).unwrap_or_default(),
     }
 }
+
+/// An app upstream with its own router (`tests/py/router_upstream.py` on Flask, or
+/// `tests/node/router.js` on Express): it answers with the name of the handler that ran.
+/// Killed on drop.
+pub struct RouterUpstream {
+    child: Child,
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+    pub stderr: Output,
+}
+
+impl RouterUpstream {
+    /// The Flask app (`pip install -r tests/py/requirements.txt`).
+    pub fn python() -> RouterUpstream {
+        require_tool("python3", "apt-get install -y python3 python3-pip");
+        RouterUpstream::spawn("python3", &repo_root().join("tests/py/router_upstream.py"))
+    }
+
+    /// The Express app (`npm ci --prefix tests/node`).
+    pub fn node() -> RouterUpstream {
+        require_tool("node", "apt-get install -y nodejs npm");
+        let dir = repo_root().join("tests/node");
+        assert!(
+            dir.join("node_modules/express").is_dir(),
+            "Express is not installed for the route test; run: npm ci --prefix tests/node"
+        );
+        RouterUpstream::spawn("node", &dir.join("router.js"))
+    }
+
+    fn spawn(program: &str, script: &Path) -> RouterUpstream {
+        let mut child = Command::new(program)
+            .arg(script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {program} {}: {e}", script.display()));
+        let stderr = Output::collect(child.stderr.take().expect("stderr"));
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut first)
+            .expect("read PORT line");
+        let port: u16 = first
+            .trim()
+            .strip_prefix("PORT ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| {
+                std::thread::sleep(Duration::from_millis(200));
+                panic!(
+                    "{} did not print `PORT n` (got {first:?}); stderr: {}",
+                    script.display(),
+                    stderr.text()
+                )
+            });
+        RouterUpstream {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            stderr,
+        }
+    }
+}
+
+impl Drop for RouterUpstream {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
