@@ -3,6 +3,7 @@
 //! every spelling, underscore twins of identity headers are stripped, and a reload reaches the
 //! connections that are already open (closing those it no longer admits).
 
+mod faults;
 mod headers;
 mod reload;
 mod requests;
