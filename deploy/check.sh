@@ -89,6 +89,7 @@ stage_config() { # SRC DIR
     printf '%s\n' "$HOOKGATE_SIGNING_KEY" >"$dir/creds/signing-key"
     printf '%s\n' "$HOOKGATE_HEADER_SECRET" >"$dir/creds/header-secret"
     printf '%s\n' "$HOOKGATE_DEVELOPER_PAYLOAD" >"$dir/creds/developer-payload"
+    printf '%s\n' "$HOOKGATE_EXPORT_SECRET" >"$dir/creds/export-secret"
     python3 - "$src" "$dir" <<'EOF'
 import sys, yaml
 src, dir = sys.argv[1], sys.argv[2]
