@@ -16,12 +16,15 @@ use crate::Gate;
 
 /// Serves until the process exits: it stays up through the drain, so `/readyz` can answer 503.
 pub(crate) async fn serve(listener: TcpListener, gate: Arc<Gate>) {
+    let mut failures = crate::server::AcceptFailures::new("admin accept failed; backing off");
     loop {
         let (stream, _) = match listener.accept().await {
-            Ok(a) => a,
+            Ok(a) => {
+                failures.reset();
+                a
+            }
             Err(e) => {
-                tracing::error!(detail = %e, "admin accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                tokio::time::sleep(failures.record(&e)).await;
                 continue;
             }
         };

@@ -64,7 +64,7 @@ pub fn run(path: &Path, log: &LogOverrides) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    runtime.block_on(async move {
+    let code = runtime.block_on(async move {
         match start(snapshot, metrics, path.to_owned()).await {
             Ok(running) => {
                 running.wait().await;
@@ -75,7 +75,15 @@ pub fn run(path: &Path, log: &LogOverrides) -> ExitCode {
                 ExitCode::from(1)
             }
         }
-    })
+    });
+    stop_runtime(runtime);
+    code
+}
+
+/// Ends the runtime without waiting for a load still stuck in a blocking read (a reload of a
+/// secret on a hung mount, see `fsio`): the drain is over, nothing else is left to finish.
+pub(crate) fn stop_runtime(runtime: tokio::runtime::Runtime) {
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
 }
 
 /// Loads and builds the first snapshot (off this thread, under the load time limit).

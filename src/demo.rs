@@ -69,7 +69,7 @@ pub(crate) fn run(config: Option<PathBuf>, log: &LogOverrides) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    runtime.block_on(async move {
+    let code = runtime.block_on(async move {
         let upstream = match TcpListener::bind((host.as_str(), port)).await {
             Ok(l) => l,
             Err(e) => {
@@ -104,7 +104,9 @@ pub(crate) fn run(config: Option<PathBuf>, log: &LogOverrides) -> ExitCode {
                 ExitCode::from(1)
             }
         }
-    })
+    });
+    crate::commands::stop_runtime(runtime);
+    code
 }
 
 fn curl_line(snap: &Snapshot, config_path: &Path) -> String {

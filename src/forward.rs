@@ -240,6 +240,8 @@ impl tower_service::Service<Uri> for Connector {
         let target = self.target.clone();
         let limit = self.connect_timeout;
         Box::pin(async move {
+            // Waits (within upstream.timeout) for a descriptor rather than failing with EMFILE.
+            let slot = crate::server::upstream_slot().await;
             let connect = async {
                 match &*target {
                     UpstreamTarget::Tcp { host, port } => {
@@ -251,7 +253,10 @@ impl tower_service::Service<Uri> for Connector {
                 }
             };
             match tokio::time::timeout(limit, connect).await {
-                Ok(stream) => stream.map(|s| UpstreamIo(TokioIo::new(s))),
+                Ok(stream) => stream.map(|s| UpstreamIo {
+                    io: TokioIo::new(s),
+                    _slot: slot,
+                }),
                 Err(_) => Err(io::Error::new(
                     io::ErrorKind::TimedOut,
                     format!("connect timed out after {limit:?}"),
@@ -266,8 +271,11 @@ enum Stream {
     Unix(UnixStream),
 }
 
-/// The connection type the pool holds.
-pub(crate) struct UpstreamIo(TokioIo<Stream>);
+/// The connection type the pool holds, with its share of the file descriptors.
+pub(crate) struct UpstreamIo {
+    io: TokioIo<Stream>,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
 
 impl Connection for UpstreamIo {
     fn connected(&self) -> Connected {
@@ -281,7 +289,7 @@ impl hyper::rt::Read for UpstreamIo {
         cx: &mut Context<'_>,
         buf: hyper::rt::ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
+        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
     }
 }
 
@@ -291,19 +299,19 @@ impl hyper::rt::Write for UpstreamIo {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.0.is_write_vectored()
+        self.io.is_write_vectored()
     }
 
     fn poll_write_vectored(
@@ -311,7 +319,7 @@ impl hyper::rt::Write for UpstreamIo {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().0).poll_write_vectored(cx, bufs)
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
     }
 }
 

@@ -33,10 +33,33 @@ pub(crate) fn bind(addr: SocketAddr, max_connections: usize) -> std::io::Result<
     socket.listen(max_connections.clamp(128, 65_535) as u32)
 }
 
-/// Raises the soft file-descriptor limit to the hard one and returns how many client
-/// connections it leaves room for (two descriptors each: the client and its upstream), so that
-/// running out of descriptors delays new connections instead of breaking the admin listener.
+/// Raises the soft file-descriptor limit to the hard one (once) and returns how many client
+/// connections it leaves room for: the descriptors but [`RESERVED_FDS`], half for client
+/// connections, half for upstream connections ([`upstream_slot`]), so that running out of
+/// descriptors delays new connections and requests instead of breaking the admin listener.
 pub(crate) fn connection_capacity() -> usize {
+    static CAPACITY: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CAPACITY.get_or_init(raise_fd_limit)
+}
+
+/// One upstream connection's share of the descriptors: held for as long as the connection is
+/// open. An HTTP/2 client connection can have 16 requests in flight, each on an upstream
+/// connection of its own, so client connections alone do not bound the upstream side.
+pub(crate) async fn upstream_slot() -> tokio::sync::OwnedSemaphorePermit {
+    static SLOTS: std::sync::OnceLock<Arc<Semaphore>> = std::sync::OnceLock::new();
+    let slots = SLOTS.get_or_init(|| {
+        Arc::new(Semaphore::new(
+            connection_capacity().min(Semaphore::MAX_PERMITS),
+        ))
+    });
+    slots
+        .clone()
+        .acquire_owned()
+        .await
+        .expect("the semaphore is never closed")
+}
+
+fn raise_fd_limit() -> usize {
     use rustix::process::{getrlimit, setrlimit, Resource};
     let mut limit = getrlimit(Resource::Nofile);
     if limit.current < limit.maximum {
@@ -75,7 +98,7 @@ pub(crate) async fn serve(
     let (stop_tx, stop_rx) = watch::channel(Stop::Serve);
     // Every connection task holds a clone of `drain_tx`; `recv` returns None once all are gone.
     let (drain_tx, mut drain_rx) = mpsc::channel::<()>(1);
-    let mut failures = AcceptFailures::default();
+    let mut failures = AcceptFailures::new("accept failed; backing off");
     loop {
         let configured = gate.snapshot.load().config.listen.max_connections;
         max = resize(&permits, max, configured.min(capacity));
@@ -128,8 +151,8 @@ pub(crate) async fn serve(
 
 /// Accept errors (EMFILE, ENFILE, ENOBUFS…) back off exponentially instead of spinning, and are
 /// logged at most once a second with the count since the last line.
-#[derive(Default)]
-struct AcceptFailures {
+pub(crate) struct AcceptFailures {
+    what: &'static str,
     delay: Duration,
     unlogged: u64,
     last_log: Option<tokio::time::Instant>,
@@ -139,19 +162,29 @@ impl AcceptFailures {
     const FIRST: Duration = Duration::from_millis(10);
     const MAX: Duration = Duration::from_secs(1);
 
-    fn reset(&mut self) {
+    /// `what`: the log message.
+    pub(crate) fn new(what: &'static str) -> Self {
+        AcceptFailures {
+            what,
+            delay: Duration::ZERO,
+            unlogged: 0,
+            last_log: None,
+        }
+    }
+
+    pub(crate) fn reset(&mut self) {
         self.delay = Duration::ZERO;
     }
 
     /// Counts the failure and returns how long to wait before the next accept.
-    fn record(&mut self, e: &std::io::Error) -> Duration {
+    pub(crate) fn record(&mut self, e: &std::io::Error) -> Duration {
         self.unlogged += 1;
         let now = tokio::time::Instant::now();
         if self
             .last_log
             .map_or(true, |t| now - t >= Duration::from_secs(1))
         {
-            tracing::error!(detail = %e, failures = self.unlogged, "accept failed; backing off");
+            tracing::error!(detail = %e, failures = self.unlogged, "{}", self.what);
             self.unlogged = 0;
             self.last_log = Some(now);
         }
@@ -178,7 +211,7 @@ mod tests {
 
     #[test]
     fn accept_failures_back_off_exponentially_up_to_a_second() {
-        let mut f = AcceptFailures::default();
+        let mut f = AcceptFailures::new("test");
         let e = std::io::Error::from_raw_os_error(24);
         let delays: Vec<_> = (0..9).map(|_| f.record(&e).as_millis()).collect();
         assert_eq!(delays, [10, 20, 40, 80, 160, 320, 640, 1000, 1000]);

@@ -224,17 +224,26 @@ upstream = {{ url = \"http://127.0.0.1:9001/base\" }}
     .expect("valid");
     assert_eq!(c.routing, Routing::Routes);
     let (status, export) = (&c.routes[0], &c.routes[1]);
-    assert_eq!((status.name.as_str(), export.name.as_str()), ("status", "export"));
+    assert_eq!(
+        (status.name.as_str(), export.name.as_str()),
+        ("status", "export")
+    );
     assert_eq!(status.methods, [http::Method::POST]);
     assert_eq!(status.max_body, 2 << 20);
-    assert_eq!(status.required_header.as_ref().expect("inherited").name, "x-webhook-secret");
+    assert_eq!(
+        status.required_header.as_ref().expect("inherited").name,
+        "x-webhook-secret"
+    );
     let payload = status.developer_payload.as_ref().expect("inherited");
     assert_eq!(payload.path_prefixes, None, "applies to the whole route");
     assert!(status.upstream.is_none(), "shares [upstream]");
     assert_eq!(export.methods, [http::Method::PUT]);
     assert_eq!(export.max_body, 64 << 20);
     assert!(export.developer_payload.is_none());
-    assert_eq!(export.required_header.as_ref().expect("own").name, "x-export-secret");
+    assert_eq!(
+        export.required_header.as_ref().expect("own").name,
+        "x-export-secret"
+    );
     let up = export.upstream.as_ref().expect("own upstream");
     assert_eq!(
         (&up.target, up.base.as_str(), up.timeout),
@@ -255,7 +264,10 @@ fn a_config_without_routes_is_one_default_route() {
     assert_eq!(c.routing, Routing::Default);
     assert_eq!(c.routes.len(), 1);
     let r = &c.routes[0];
-    assert_eq!((r.name.as_str(), &r.path_prefixes[..]), ("default", &["/".to_string()][..]));
+    assert_eq!(
+        (r.name.as_str(), &r.path_prefixes[..]),
+        ("default", &["/".to_string()][..])
+    );
     assert_eq!(
         r.developer_payload.as_ref().expect("section").path_prefixes,
         Some(vec!["/".to_string()])
@@ -264,22 +276,83 @@ fn a_config_without_routes_is_one_default_route() {
 
 #[test]
 fn route_mistakes_name_the_key_and_line() {
-    let route = |body: &str| format!("{MINIMAL}{PAYLOAD}\n[[routes]]\nname = \"a\"\npath_prefixes = [\"/a/\"]\n\n[[routes]]\n{body}\n");
+    let route = |body: &str| {
+        format!("{MINIMAL}{PAYLOAD}\n[[routes]]\nname = \"a\"\npath_prefixes = [\"/a/\"]\n\n[[routes]]\n{body}\n")
+    };
     for (text, key, line) in [
-        (route("name = \"B!\"\npath_prefixes = [\"/b/\"]"), "routes[1].name", ":17"),
-        (route("name = \"none\"\npath_prefixes = [\"/b/\"]"), "routes[1].name", ":17"),
-        (route("name = \"a\"\npath_prefixes = [\"/b/\"]"), "routes[1].name", ":17"),
-        (route("name = \"b\"\npath_prefixes = [\"/A;x/\"]"), "routes[1].path_prefixes", ":18"),
-        (route("name = \"b\"\npath_prefixes = [\"/%61/\"]"), "routes[1].path_prefixes", ":18"),
-        (route("name = \"b\"\npath_prefixes = []"), "routes[1].path_prefixes", ":18"),
-        (route("name = \"b\"\npath_prefixes = [\"/b/\"]\nmethods = [\"get\"]"), "routes[1].methods", ":19"),
-        (route("name = \"b\"\npath_prefixes = [\"/b/\"]\nrequired_header = true"), "routes[1].required_header", ":19"),
-        (route("name = \"b\"\npath_prefixes = [\"/b/\"]\ndelivery = \"store\""), "routes[1].delivery", ":19"),
-        (route("name = \"b\"\npath_prefixes = [\"/b/\"]\ndedup = \"body\""), "routes[1].dedup", ":19"),
-        (route("name = \"b\"\npath_prefixes = [\"/b/\"]\nmax_body = \"1GiB\""), "routes[1].max_body", ":19"),
-        (route("name = \"b\"\npath_prefixes = [\"/b/\"]\nupstream = { url = \"https://x\" }"), "routes[1].upstream.url", ":19"),
-        (route("name = \"b\"\npath_prefixes = [\"/b/\"]\ncolour = 1"), "routes[1]", ""),
-        (format!("{}\n[request]\npath_prefixes = [\"/\"]\n", route("name = \"b\"\npath_prefixes = [\"/b/\"]")), "request.path_prefixes", ""),
+        (
+            route("name = \"B!\"\npath_prefixes = [\"/b/\"]"),
+            "routes[1].name",
+            ":17",
+        ),
+        (
+            route("name = \"none\"\npath_prefixes = [\"/b/\"]"),
+            "routes[1].name",
+            ":17",
+        ),
+        (
+            route("name = \"a\"\npath_prefixes = [\"/b/\"]"),
+            "routes[1].name",
+            ":17",
+        ),
+        (
+            route("name = \"b\"\npath_prefixes = [\"/A;x/\"]"),
+            "routes[1].path_prefixes",
+            ":18",
+        ),
+        (
+            route("name = \"b\"\npath_prefixes = [\"/%61/\"]"),
+            "routes[1].path_prefixes",
+            ":18",
+        ),
+        (
+            route("name = \"b\"\npath_prefixes = []"),
+            "routes[1].path_prefixes",
+            ":18",
+        ),
+        (
+            route("name = \"b\"\npath_prefixes = [\"/b/\"]\nmethods = [\"get\"]"),
+            "routes[1].methods",
+            ":19",
+        ),
+        (
+            route("name = \"b\"\npath_prefixes = [\"/b/\"]\nrequired_header = true"),
+            "routes[1].required_header",
+            ":19",
+        ),
+        (
+            route("name = \"b\"\npath_prefixes = [\"/b/\"]\ndelivery = \"store\""),
+            "routes[1].delivery",
+            ":19",
+        ),
+        (
+            route("name = \"b\"\npath_prefixes = [\"/b/\"]\ndedup = \"body\""),
+            "routes[1].dedup",
+            ":19",
+        ),
+        (
+            route("name = \"b\"\npath_prefixes = [\"/b/\"]\nmax_body = \"1GiB\""),
+            "routes[1].max_body",
+            ":19",
+        ),
+        (
+            route("name = \"b\"\npath_prefixes = [\"/b/\"]\nupstream = { url = \"https://x\" }"),
+            "routes[1].upstream.url",
+            ":19",
+        ),
+        (
+            route("name = \"b\"\npath_prefixes = [\"/b/\"]\ncolour = 1"),
+            "routes[1]",
+            "",
+        ),
+        (
+            format!(
+                "{}\n[request]\npath_prefixes = [\"/\"]\n",
+                route("name = \"b\"\npath_prefixes = [\"/b/\"]")
+            ),
+            "request.path_prefixes",
+            "",
+        ),
     ] {
         let e = err(&text);
         assert!(e.contains(key) && e.contains(line), "{key}{line}: {e}");
@@ -287,5 +360,8 @@ fn route_mistakes_name_the_key_and_line() {
     let e = err(&format!(
         "{MINIMAL}\n[developer_payload]\nvalues = [{{ env = \"P\" }}]\npath_prefixes = [\"/\"]\n\n[[routes]]\nname = \"a\"\npath_prefixes = [\"/a/\"]\n"
     ));
-    assert!(e.contains("developer_payload.path_prefixes") && e.contains("each route"), "{e}");
+    assert!(
+        e.contains("developer_payload.path_prefixes") && e.contains("each route"),
+        "{e}"
+    );
 }

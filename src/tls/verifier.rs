@@ -71,8 +71,12 @@ impl ClientCertVerifier for ClientVerifier {
             Some(chain) => {
                 chain.verify_client_cert(end_entity, intermediates, now)?;
             }
-            None if self.check_validity => check_validity(end_entity, now)?,
-            None => {}
+            None => {
+                check_parses(end_entity)?;
+                if self.check_validity {
+                    check_validity(end_entity, now)?;
+                }
+            }
         }
         Ok(ClientCertVerified::assertion())
     }
@@ -97,6 +101,19 @@ impl ClientCertVerifier for ClientVerifier {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.algorithms.supported_schemes()
+    }
+}
+
+/// A pinned certificate must parse as webpki parses it when it checks the handshake signature;
+/// checked here so that a critical extension webpki does not know is refused as such
+/// (`chain_invalid`) instead of surfacing later as an unclassified error.
+fn check_parses(der: &CertificateDer<'_>) -> Result<(), Error> {
+    match webpki::EndEntityCert::try_from(der) {
+        Ok(_) => Ok(()),
+        Err(webpki::Error::UnsupportedCriticalExtension) => Err(Error::InvalidCertificate(
+            CertificateError::UnhandledCriticalExtension,
+        )),
+        Err(_) => Err(Error::InvalidCertificate(CertificateError::BadEncoding)),
     }
 }
 

@@ -309,9 +309,6 @@ async fn a_reload_stuck_on_a_fifo_secret_does_not_stall_a_single_worker_runtime(
 }
 
 #[tokio::test]
-#[ignore = "src bug: the tokio runtime is dropped at the end of commands::run, and dropping it \
-            waits for the spawn_blocking load still blocked on the FIFO: after SIGTERM the \
-            process logs `stopped` but never exits (it exits 0 once a byte is written to the FIFO)"]
 async fn sigterm_during_a_reload_stuck_on_a_fifo_still_exits_0() {
     let up = Upstream::start();
     let mut gate = with_file_secret(&up).start().await;
@@ -930,10 +927,6 @@ async fn with_256_file_descriptors_400_held_connections_queue_and_admin_reload_a
 }
 
 #[tokio::test]
-#[ignore = "src bug: connection_capacity budgets two descriptors a connection, but an HTTP/2 \
-            connection carries up to 16 concurrent streams, each with its own upstream \
-            connection: 20 h2 connections (cap 96) x 16 slow requests hit EMFILE at 256 fds, \
-            ~90 of 320 requests get 502 upstream_unavailable and accepts fail with EMFILE"]
 async fn with_256_file_descriptors_http2_streams_do_not_run_the_gate_out_of_descriptors() {
     let up = Upstream::start();
     up.set_behavior(Behavior::Delay(Duration::from_secs(2)));
@@ -1203,10 +1196,6 @@ fn client_with_critical_extension() -> Identity {
 }
 
 #[tokio::test]
-#[ignore = "src bug: labelled `error`, not `chain_invalid`: the pinned path never parses the leaf \
-            with webpki in verify_client_cert; rustls::crypto::verify_tls13_signature / \
-            verify_tls12_signature then fail with InvalidCertificate(Other(OtherError(\
-            UnsupportedCriticalExtension))), which classify_handshake_error maps to Error"]
 async fn a_pinned_certificate_with_an_unknown_critical_extension_is_refused_as_chain_invalid() {
     let critical = client_with_critical_extension();
     let up = Upstream::start();
