@@ -11,3 +11,4 @@ mod identity;
 mod operability;
 mod proxy_protocol;
 mod remote;
+mod soak;
