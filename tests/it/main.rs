@@ -11,4 +11,5 @@ mod identity;
 mod operability;
 mod proxy_protocol;
 mod remote;
+mod routes;
 mod soak;
