@@ -171,6 +171,7 @@ pub(crate) async fn start(
         draining: AtomicBool::new(false),
         remote: Mutex::new(RemoteEntries::default()),
         remote_tasks: Mutex::new(Default::default()),
+        early_refresh: Default::default(),
         generation: watch::Sender::new(0),
         body_budget: crate::body::BodyBudget::new(max_buffered),
     });

@@ -20,6 +20,8 @@ use crate::proxy_protocol;
 use crate::read_ahead::ReadAhead;
 use crate::snapshot::Snapshot;
 use crate::tls::classify_handshake_error;
+use crate::tls::describe::RefusedCert;
+use crate::tls::verifier::REFUSED_LEAF;
 use crate::Gate;
 
 /// What every request on one connection shares.
@@ -125,17 +127,25 @@ pub(crate) async fn serve(
     metrics.connection(ConnectionResult::Accepted);
     let _open = metrics.open_connection();
 
-    let tls = match tokio::time::timeout_at(
+    let handshake = tokio::time::timeout_at(
         handshake_deadline,
         snapshot.acceptor.accept(ReadAhead::new(stream)),
-    )
-    .await
-    {
+    );
+    let (handshake, refused_leaf) = REFUSED_LEAF
+        .scope(std::cell::RefCell::new(None), async {
+            let done = handshake.await;
+            (done, REFUSED_LEAF.with(|leaf| leaf.take()))
+        })
+        .await;
+    let tls = match handshake {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
             let result = classify_handshake_error(&e);
             metrics.handshake(result);
-            tracing::warn!(client_ip = %client_ip, reason = result.label(), detail = %e, "handshake refused");
+            log_refused_handshake(client_ip, result, &e, refused_leaf.as_deref());
+            if result == HandshakeResult::ThumbprintDenied {
+                crate::refresh::on_unknown(&gate, crate::metrics::ListKind::Thumbprints);
+            }
             return;
         }
         Err(_) => {
@@ -313,6 +323,34 @@ async fn read_proxy(
     }
 }
 
+/// One line per refused handshake; when a certificate was presented, its SPEC §10 fields, so an
+/// operator sees at once which new certificate a sender started to use.
+fn log_refused_handshake(
+    client_ip: IpAddr,
+    result: HandshakeResult,
+    error: &std::io::Error,
+    leaf: Option<&[u8]>,
+) {
+    let reason = result.label();
+    let Some(der) = leaf else {
+        tracing::warn!(client_ip = %client_ip, reason, detail = %error, "handshake refused");
+        return;
+    };
+    let cert = RefusedCert::of(der);
+    tracing::warn!(
+        client_ip = %client_ip,
+        reason,
+        detail = %error,
+        client_cert_sha256 = cert.sha256,
+        client_cert_sha1 = cert.sha1,
+        client_cert_subject = cert.subject,
+        client_cert_issuer = cert.issuer,
+        client_cert_not_after = cert.not_after,
+        client_cert_parse_error = cert.parse_error,
+        "handshake refused"
+    );
+}
+
 pub(crate) fn is_allowed_source(snapshot: &Snapshot, ip: IpAddr) -> bool {
     snapshot
         .source_ips
@@ -323,4 +361,5 @@ pub(crate) fn is_allowed_source(snapshot: &Snapshot, ip: IpAddr) -> bool {
 pub(crate) fn deny_ip(gate: &Gate, ip: IpAddr) {
     gate.metrics.connection(ConnectionResult::IpDenied);
     tracing::warn!(client_ip = %ip, reason = "ip_denied", "connection refused");
+    crate::refresh::on_unknown(gate, crate::metrics::ListKind::SourceIps);
 }

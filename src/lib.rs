@@ -63,6 +63,8 @@ pub(crate) struct Gate {
     /// Bumped whenever the snapshot or a merged allow list changes, so open connections
     /// re-check that their client is still admitted.
     pub generation: tokio::sync::watch::Sender<u64>,
+    /// Early refreshes on refusals as unknown (SPEC §10).
+    pub early_refresh: refresh::EarlyRefresh,
     /// The refresh tasks of the remote allow lists.
     pub remote_tasks: Mutex<refresh::RemoteTasks>,
     /// Room for buffered request bodies (`request.max_buffered`).

@@ -23,6 +23,53 @@ pub(crate) struct RemoteTasks {
     source_ips: Option<(String, watch::Sender<bool>)>,
 }
 
+/// SPEC §10: early refreshes of a remote list when a client is refused as unknown to it.
+#[derive(Default)]
+pub(crate) struct EarlyRefresh {
+    lists: [Early; ListKind::ALL.len()],
+}
+
+#[derive(Default)]
+struct Early {
+    /// Wakes the list's refresh task.
+    wake: Arc<tokio::sync::Notify>,
+    /// When the last early refresh was asked for.
+    last: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+/// A handshake was refused as `thumbprint_denied`, or a connection as `ip_denied`: refresh that
+/// list now if it has a `url` with `refresh_on_unknown`, at most once per
+/// `refresh_on_unknown_interval` however many refusals arrive (a flood of strangers must not
+/// become a flood of fetches). The refused connection stays refused; a retry may get through.
+pub(crate) fn on_unknown(gate: &Gate, kind: ListKind) {
+    let snap = gate.snapshot.load();
+    let remote = match kind {
+        ListKind::Thumbprints => snap
+            .config
+            .thumbprints
+            .as_ref()
+            .and_then(|l| l.remote.as_ref()),
+        ListKind::SourceIps => snap
+            .config
+            .source_ips
+            .as_ref()
+            .and_then(|l| l.remote.as_ref()),
+    };
+    let Some(remote) = remote.filter(|r| r.refresh_on_unknown) else {
+        return;
+    };
+    let early = &gate.early_refresh.lists[kind as usize];
+    let now = std::time::Instant::now();
+    {
+        let mut last = early.last.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_some_and(|t| now.duration_since(t) < remote.refresh_on_unknown_interval) {
+            return;
+        }
+        *last = Some(now);
+    }
+    early.wake.notify_one();
+}
+
 /// Starts, restarts or stops the refresh tasks to match the snapshot in force.
 pub(crate) fn sync(gate: &Arc<Gate>) {
     let snap = gate.snapshot.load_full();
@@ -95,6 +142,7 @@ fn sync_one<T: Entry>(
                 T::parse,
                 hooks,
                 stop_rx,
+                gate.early_refresh.lists[kind as usize].wake.clone(),
             )
             .instrument(tracing::info_span!("allowlist", list = kind.label()));
             tokio::spawn(task);

@@ -179,8 +179,16 @@ fn route_lines(s: &mut String, c: &Config, rc: &RouteConfig, route: &Route) {
 fn refreshed(remote: Option<&RemoteConfig>) -> String {
     remote
         .map(|r| {
+            let early = if r.refresh_on_unknown {
+                format!(
+                    "early on a refusal as unknown, at most every {:?}",
+                    r.refresh_on_unknown_interval
+                )
+            } else {
+                "not early on refusals (refresh_on_unknown = false)".into()
+            };
             format!(
-                " + refreshed from {} every {:?}",
+                " + refreshed from {} every {:?}, {early}",
                 loggable_url(&r.url),
                 r.refresh
             )

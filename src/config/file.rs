@@ -113,6 +113,10 @@ pub(crate) struct List<T> {
     pub refresh: Dur,
     #[serde(default)]
     pub cache: PathBuf,
+    /// SPEC §10: a refusal as unknown starts an early refresh (default: true with a `url`).
+    pub refresh_on_unknown: Option<bool>,
+    #[serde(default = "default_refresh_on_unknown_interval")]
+    pub refresh_on_unknown_interval: Dur,
 }
 
 #[derive(Debug, Deserialize)]
@@ -311,6 +315,9 @@ fn default_min_version() -> TlsVersion {
 }
 fn default_refresh() -> Dur {
     Dur(std::time::Duration::from_secs(24 * 3600))
+}
+fn default_refresh_on_unknown_interval() -> Dur {
+    Dur(std::time::Duration::from_secs(300))
 }
 fn default_header_name() -> http::HeaderName {
     http::HeaderName::from_static("x-webhook-secret")

@@ -113,6 +113,9 @@ pub(crate) struct RemoteConfig {
     pub headers: Vec<(http::HeaderName, SecretSource)>,
     pub refresh: Duration,
     pub cache: Option<PathBuf>,
+    /// SPEC §10: refused as unknown → an early refresh, at most once per interval.
+    pub refresh_on_unknown: bool,
+    pub refresh_on_unknown_interval: Duration,
 }
 
 #[derive(Debug, Clone)]

@@ -44,6 +44,12 @@ pub(super) fn list<T: Copy>(
                 "url_ca and url_headers need a url",
             ));
         }
+        if raw.refresh_on_unknown == Some(true) {
+            return Err(cfg.error(
+                &format!("{section}.refresh_on_unknown"),
+                "needs a url to refresh from",
+            ));
+        }
         None
     } else {
         let url: http::Uri = raw.url.parse().map_err(|e| {
@@ -64,6 +70,12 @@ pub(super) fn list<T: Copy>(
         if raw.refresh.0 < std::time::Duration::from_secs(1) {
             return Err(cfg.error(&format!("{section}.refresh"), "must be at least 1s"));
         }
+        if raw.refresh_on_unknown_interval.0 < std::time::Duration::from_secs(1) {
+            return Err(cfg.error(
+                &format!("{section}.refresh_on_unknown_interval"),
+                "must be at least 1s (it bounds how often strangers can make hookgate fetch)",
+            ));
+        }
         let mut headers = Vec::new();
         for (name, value) in raw.url_headers {
             let header: http::HeaderName = name.parse().map_err(|_| {
@@ -80,6 +92,8 @@ pub(super) fn list<T: Copy>(
             headers,
             refresh: raw.refresh.0,
             cache: non_empty(raw.cache),
+            refresh_on_unknown: raw.refresh_on_unknown.unwrap_or(true),
+            refresh_on_unknown_interval: raw.refresh_on_unknown_interval.0,
         })
     };
     if raw.allow.is_empty() && raw.files.is_empty() && remote.is_none() {

@@ -87,3 +87,43 @@ fn escape(s: &str) -> String {
     }
     out
 }
+
+/// The SPEC §10 fields of a refused client certificate, for its one log line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RefusedCert {
+    pub sha256: String,
+    pub sha1: String,
+    /// `None` (with `parse_error`) when the DER is not a certificate x509-parser can read.
+    pub subject: Option<String>,
+    pub issuer: Option<String>,
+    pub not_after: Option<String>,
+    pub parse_error: Option<String>,
+}
+
+impl RefusedCert {
+    /// What can be read of `der`: the thumbprints always, the names and date when it parses.
+    pub(crate) fn of(der: &[u8]) -> RefusedCert {
+        let (subject, issuer, not_after, parse_error) = match parse_x509_certificate(der) {
+            Ok((_, cert)) => (
+                Some(rfc4514(cert.subject())),
+                Some(rfc4514(cert.issuer())),
+                Some(rfc3339(cert.validity().not_after.timestamp())),
+                None,
+            ),
+            Err(e) => (
+                None,
+                None,
+                None,
+                Some(format!("not an X.509 certificate: {e}")),
+            ),
+        };
+        RefusedCert {
+            sha256: hex(&sha256(der)),
+            sha1: hex(&sha1(der)),
+            subject,
+            issuer,
+            not_after,
+            parse_error,
+        }
+    }
+}

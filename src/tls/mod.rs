@@ -3,7 +3,7 @@
 
 pub(crate) mod describe;
 pub(crate) mod pem;
-mod verifier;
+pub(crate) mod verifier;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -12,6 +12,23 @@ use rustls_pki_types::{CertificateDer, UnixTime};
 use crate::allowlist::thumbprint::sha256;
 use crate::allowlist::{LiveSet, PinSet};
 
+tokio::task_local! {
+    /// The leaf certificate a handshake refused, set by the verifier for the connection task
+    /// that runs the handshake (it logs it, SPEC §10). Only the refusal path writes it.
+    pub(crate) static REFUSED_LEAF: std::cell::RefCell<Option<Vec<u8>>>;
+}
+
+/// Remembers `der` as the refused leaf when `result` is a refusal, inside a handshake run under
+/// [`REFUSED_LEAF`] (elsewhere, as in `check`, there is nobody to tell).
+fn note_refusal<T>(der: &[u8], result: Result<T, Error>) -> Result<T, Error> {
+    if result.is_err() {
+        let _ = REFUSED_LEAF.try_with(|cell| {
+            cell.borrow_mut().get_or_insert_with(|| der.to_vec());
+        });
+    }
+    result
+}
+
 /// Both configured checks must pass; proof of the private key is always verified.
 #[derive(Debug)]
 pub(crate) struct ClientVerifier {
@@ -59,6 +76,41 @@ impl ClientCertVerifier for ClientVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, Error> {
+        note_refusal(end_entity, self.verify_leaf(end_entity, intermediates, now))
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        let verified = rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms);
+        note_refusal(cert, verified)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        let verified = rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms);
+        note_refusal(cert, verified)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+impl ClientVerifier {
+    fn verify_leaf(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, Error> {
         if let Some(pins) = &self.pins {
             if !pins.load().is_pinned(&sha256(end_entity), end_entity) {
                 return Err(Error::InvalidCertificate(
@@ -79,28 +131,6 @@ impl ClientCertVerifier for ClientVerifier {
             }
         }
         Ok(ClientCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
     }
 }
 

@@ -11,5 +11,6 @@ mod identity;
 mod operability;
 mod proxy_protocol;
 mod remote;
+mod rotation;
 mod routes;
 mod soak;

@@ -67,6 +67,7 @@ pub(crate) async fn run_refresh<T, P, H>(
     parse_one: P,
     mut hooks: H,
     mut shutdown: watch::Receiver<bool>,
+    early: std::sync::Arc<tokio::sync::Notify>,
 ) where
     T: Eq + Hash + Clone + Send,
     P: Fn(&str) -> Option<T> + Send,
@@ -129,6 +130,10 @@ pub(crate) async fn run_refresh<T, P, H>(
             biased;
             () = shutdown_requested(&mut shutdown) => return,
             () = tokio::time::sleep(delay) => {}
+            // SPEC §10: a refusal as unknown asked for an early refresh (rate-limited there).
+            () = early.notified() => {
+                tracing::info!(%url, "early allow list refresh: a client was refused as unknown");
+            }
         }
     }
 }

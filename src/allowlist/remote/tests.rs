@@ -54,6 +54,7 @@ impl Running {
             hex,
             Recorder(tx),
             shutdown,
+            Default::default(),
         ));
         Running { events, stop, task }
     }
