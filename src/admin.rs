@@ -87,6 +87,13 @@ pub(crate) fn not_ready_reason(gate: &Gate) -> Option<String> {
     {
         return Some("the [source_ips] allow list is empty, so every connection is refused".into());
     }
+    // SPEC §9.7: not ready while the store cannot be written.
+    if let Some(why) = gate.store.as_ref().and_then(|s| s.unwritable()) {
+        return Some(why);
+    }
+    if gate.store.is_none() && snap.routes.iter().any(|r| r.store) {
+        return Some("a store route has no store open ([store] waits for a restart)".into());
+    }
     None
 }
 

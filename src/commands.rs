@@ -25,7 +25,16 @@ pub struct LogOverrides {
 
 /// `hookgate check`: builds everything `run` would and prints what is enforced.
 pub fn check(path: &Path) -> ExitCode {
-    match load(path, &Arc::new(Metrics::new(crate::VERSION))) {
+    let loaded = load(path, &Arc::new(Metrics::new(crate::VERSION))).and_then(|snapshot| {
+        // SPEC §9.8: the store must open (here: the directory is writable, the database answers).
+        if let Some(s) = &snapshot.config.store {
+            if let Err(e) = crate::store::Store::probe(&s.path) {
+                return Err(snapshot.config.error("store.path", e.to_string()));
+            }
+        }
+        Ok(snapshot)
+    });
+    match loaded {
         Ok(snapshot) => {
             for w in &snapshot.warnings {
                 eprintln!("warning: {w}");
@@ -131,12 +140,17 @@ pub(crate) fn build_runtime() -> std::io::Result<tokio::runtime::Runtime> {
 pub(crate) struct Running {
     pub address: std::net::SocketAddr,
     server: tokio::task::JoinHandle<()>,
+    /// The delivery loop of the store, if there is one.
+    deliver: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
-    /// Waits until the server has drained after SIGTERM/SIGINT.
+    /// Waits until the server and the deliveries have drained after SIGTERM/SIGINT.
     pub(crate) async fn wait(self) {
         let _ = self.server.await;
+        if let Some(deliver) = self.deliver {
+            let _ = deliver.await;
+        }
         tracing::info!("stopped");
     }
 }
@@ -165,7 +179,15 @@ pub(crate) async fn start(
         .map(|a| a.to_string())
         .unwrap_or_default();
     let max_buffered = snapshot.config.request.max_buffered;
+    let store = match &snapshot.config.store {
+        Some(s) => Some(Arc::new(
+            crate::store::Store::open(&s.path, s.max_bytes)
+                .map_err(|e| format!("{e} (store.path)"))?,
+        )),
+        None => None,
+    };
     let gate = Arc::new(Gate {
+        store,
         metrics,
         snapshot: ArcSwap::from_pointee(snapshot),
         draining: AtomicBool::new(false),
@@ -184,8 +206,19 @@ pub(crate) async fn start(
     reload::spawn(gate.clone(), config_path, shutdown_rx.clone());
     spawn_signal_handler(gate.clone(), shutdown_tx);
     tracing::info!(address = %address, admin = admin_address, version = crate::VERSION, "listening");
+    let deliver = gate.store.clone().map(|store| {
+        tokio::spawn(crate::deliver::run(
+            gate.clone(),
+            store,
+            shutdown_rx.clone(),
+        ))
+    });
     let server = tokio::spawn(server::serve(listener, gate, shutdown_rx));
-    Ok(Running { address, server })
+    Ok(Running {
+        address,
+        server,
+        deliver,
+    })
 }
 
 fn spawn_signal_handler(gate: Arc<Gate>, shutdown: watch::Sender<bool>) {

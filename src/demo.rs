@@ -246,6 +246,7 @@ fn verify(signer: &IdentitySigner, parts: &http::request::Parts) -> bool {
             forwarded: h("forwarded"),
             forwarded_proto: h("x-forwarded-proto"),
             request_id: h("x-request-id"),
+            stored: None,
         },
         created,
     );

@@ -38,6 +38,15 @@ impl BodyChunks {
         self.len
     }
 
+    /// The body as one `Bytes` (for the store); copies only when it arrived in several chunks.
+    pub(crate) fn into_bytes(mut self) -> Bytes {
+        match self.chunks.len() {
+            0 => Bytes::new(),
+            1 => self.chunks.pop_front().unwrap_or_default(),
+            _ => Bytes::from(self.contiguous().into_owned()),
+        }
+    }
+
     /// The body in one piece; copies only when it arrived in several chunks.
     pub(crate) fn contiguous(&self) -> std::borrow::Cow<'_, [u8]> {
         match self.chunks.len() {
@@ -145,6 +154,14 @@ impl Upstream {
         s.parse().unwrap_or_else(|_| Uri::from_static("/"))
     }
 
+    /// The URI of a stored request's target (the `/BASE` rewrite already applied).
+    pub(crate) fn uri_for_target(&self, target: &str) -> Uri {
+        let mut s = String::with_capacity(self.origin.len() + target.len());
+        s.push_str(&self.origin);
+        s.push_str(target);
+        s.parse().unwrap_or_else(|_| Uri::from_static("/"))
+    }
+
     /// The path the upstream will see (for the signature's `@path`).
     pub(crate) fn forwarded_path(&self, path: &str) -> String {
         let mut s = String::with_capacity(self.base.len() + path.len());
@@ -157,9 +174,19 @@ impl Upstream {
         self.host.as_ref()
     }
 
+    /// Sends under `upstream.timeout` (until the response head).
     pub(crate) async fn send(
         &self,
+        req: Request<BodyChunks>,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        self.send_within(req, self.timeout).await
+    }
+
+    /// Sends with `limit` until the response head (a store attempt: `store.attempt_timeout`).
+    pub(crate) async fn send_within(
+        &self,
         mut req: Request<BodyChunks>,
+        limit: Duration,
     ) -> Result<Response<Incoming>, UpstreamError> {
         // hyper skips 1xx heads; 100 and 103 are harmless, any other one means the upstream
         // speaks a protocol hookgate does not relay (102 Processing, 104 Upload Resumption).
@@ -171,10 +198,10 @@ impl Upstream {
                 seen.store(code, Ordering::Relaxed);
             }
         });
-        let resp = match tokio::time::timeout(self.timeout, self.client.request(req)).await {
+        let resp = match tokio::time::timeout(limit, self.client.request(req)).await {
             Ok(Ok(resp)) => resp,
             Ok(Err(e)) => return Err(UpstreamError::Unavailable(error_chain(&e))),
-            Err(_) => return Err(UpstreamError::Timeout(self.timeout)),
+            Err(_) => return Err(UpstreamError::Timeout(limit)),
         };
         check_relayable(&resp, stray.load(Ordering::Relaxed))?;
         Ok(resp)

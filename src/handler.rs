@@ -28,9 +28,19 @@ use crate::snapshot::Snapshot;
 /// request's log line until it has been sent.
 pub(crate) type Body = Logged<Either<Incoming, Full<Bytes>>>;
 
+/// What a request that passed every check became.
+enum Answer {
+    /// The upstream's response, relayed.
+    Relayed(Response<Incoming>),
+    /// Stored durably (SPEC §9): 202, delivered later.
+    Stored,
+}
+
 enum Failure {
     Denied(Denied),
     Upstream(UpstreamError),
+    /// SPEC §9.1: it could not be stored (full, I/O error, no store open); never a 2xx.
+    Store(String),
 }
 
 impl From<Denied> for Failure {
@@ -57,9 +67,30 @@ pub(crate) async fn handle(
     let result = process(req, &conn, &mut log, &snap, &request_id).await;
 
     let (mut response, reason, detail) = match result {
-        Ok(mut resp) => {
+        Ok(Answer::Relayed(mut resp)) => {
             identity::remove_hop_by_hop(resp.headers_mut());
             (resp.map(Either::Left), Reason::Ok, None)
+        }
+        Ok(Answer::Stored) => {
+            let body = format!(
+                "{{\"stored\":true,\"request_id\":\"{}\"}}",
+                request_id.to_str().unwrap_or_default()
+            );
+            (
+                json_response(StatusCode::ACCEPTED, body),
+                Reason::Stored,
+                None,
+            )
+        }
+        Err(Failure::Store(detail)) => {
+            let mut resp = error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                &request_id,
+            );
+            resp.headers_mut()
+                .insert(http::header::RETRY_AFTER, HeaderValue::from_static("30"));
+            (resp, Reason::StoreUnavailable, Some(detail))
         }
         Err(Failure::Denied(d)) => {
             let mut resp = error_response(d.status(), d.error_word(), &request_id);
@@ -110,7 +141,7 @@ async fn process(
     log: &mut RequestLog,
     snap: &Snapshot,
     request_id: &HeaderValue,
-) -> Result<Response<Incoming>, Failure> {
+) -> Result<Answer, Failure> {
     let (mut parts, mut body) = req.into_parts();
 
     let declared = declared_length(&parts.headers);
@@ -162,6 +193,38 @@ async fn process(
     }
     conn.identity.apply(headers, request_id, read.digest);
     headers.insert(CONTENT_LENGTH, HeaderValue::from(read.chunks.len()));
+    if route.store {
+        // SPEC §9.1: the request as the upstream will receive it, but the signature, which
+        // each delivery attempt makes anew; answered only once it is durable.
+        let Some(store) = &conn.gate.store else {
+            return Err(Failure::Store(
+                "no store is open: [store] came with a reload and waits for a restart".into(),
+            ));
+        };
+        let mut target = upstream.forwarded_path(path);
+        if let Some(q) = parts.uri.query() {
+            target.push('?');
+            target.push_str(q);
+        }
+        let stored = crate::store::Stored {
+            request_id: request_id.to_str().unwrap_or_default().to_owned(),
+            route: route.name().to_owned(),
+            method: parts.method.as_str().to_owned(),
+            target,
+            headers: parts
+                .headers
+                .iter()
+                .map(|(k, v)| (k.as_str().to_owned(), Bytes::copy_from_slice(v.as_bytes())))
+                .collect(),
+            body: read.chunks.into_bytes(),
+            received_at: crate::store::now_ms(),
+        };
+        let put = store.put(stored).await;
+        drop(read.room);
+        return put
+            .map(|()| Answer::Stored)
+            .map_err(|e| Failure::Store(e.to_string()));
+    }
     let forwarded_path;
     if let Some(signer) = &snap.signer {
         forwarded_path = upstream.forwarded_path(path);
@@ -180,6 +243,7 @@ async fn process(
                 forwarded: conn.identity.forwarded.as_bytes(),
                 forwarded_proto: identity::HTTPS.as_bytes(),
                 request_id: request_id.as_bytes(),
+                stored: None,
             },
             created,
         );
@@ -194,7 +258,7 @@ async fn process(
     let result = upstream.send(Request::from_parts(parts, read.chunks)).await;
     log.upstream_time(sent.elapsed());
     drop(read.room);
-    result.map_err(Failure::Upstream)
+    result.map(Answer::Relayed).map_err(Failure::Upstream)
 }
 
 /// Every check that needs only the request head, in SPEC order, and the request's route (which
@@ -258,6 +322,10 @@ fn error_response(
         "{{\"error\":\"{word}\",\"request_id\":\"{}\"}}",
         request_id.to_str().unwrap_or_default()
     );
+    json_response(status, body)
+}
+
+fn json_response(status: StatusCode, body: String) -> Response<Either<Incoming, Full<Bytes>>> {
     let mut resp = Response::new(Either::Right(Full::new(Bytes::from(body))));
     *resp.status_mut() = status;
     resp.headers_mut()

@@ -20,6 +20,7 @@ pub(crate) mod body;
 pub mod commands;
 pub(crate) mod config;
 pub(crate) mod connection;
+pub(crate) mod deliver;
 pub(crate) mod demo;
 pub(crate) mod forward;
 pub(crate) mod fsio;
@@ -41,6 +42,7 @@ pub(crate) mod secret;
 pub(crate) mod server;
 pub(crate) mod signature;
 pub(crate) mod snapshot;
+pub(crate) mod store;
 pub(crate) mod summary;
 pub(crate) mod tls;
 
@@ -67,6 +69,8 @@ pub(crate) struct Gate {
     pub early_refresh: refresh::EarlyRefresh,
     /// The refresh tasks of the remote allow lists.
     pub remote_tasks: Mutex<refresh::RemoteTasks>,
+    /// The durable store (SPEC §9), opened at start when `[store]` is configured.
+    pub store: Option<std::sync::Arc<store::Store>>,
     /// Room for buffered request bodies (`request.max_buffered`).
     pub body_budget: body::BodyBudget,
 }
@@ -181,6 +185,7 @@ pub mod bench_api {
                 forwarded: c.forwarded,
                 forwarded_proto: c.forwarded_proto,
                 request_id: c.request_id,
+                stored: None,
             };
             self.0.sign(&covered, created)
         }

@@ -59,6 +59,7 @@ label_enum! {
         Forwarded => "forwarded",
         Denied => "denied",
         Error => "error",
+        Stored => "stored",
     }
 }
 
@@ -77,6 +78,8 @@ label_enum! {
         UpstreamUnavailable => "upstream_unavailable",
         UpstreamTimeout => "upstream_timeout",
         Shutdown => "shutdown",
+        Stored => "ok",
+        StoreUnavailable => "store_unavailable",
     }
 }
 
@@ -94,8 +97,28 @@ impl Reason {
             | Reason::Timeout
             | Reason::UpstreamUnavailable
             | Reason::UpstreamTimeout
-            | Reason::Shutdown => Outcome::Error,
+            | Reason::Shutdown
+            | Reason::StoreUnavailable => Outcome::Error,
+            Reason::Stored => Outcome::Stored,
         }
+    }
+}
+
+label_enum! {
+    /// `result` of `hookgate_deliveries_total`: how one delivery attempt from the store ended.
+    DeliveryResult {
+        Delivered => "delivered",
+        Retry => "retry",
+        Dead => "dead",
+    }
+}
+
+label_enum! {
+    /// `state` of `hookgate_store_requests`.
+    StoreState {
+        Pending => "pending",
+        Dead => "dead",
+        Delivered => "delivered",
     }
 }
 
@@ -182,6 +205,11 @@ pub(crate) struct Metrics {
     allowlist_last_success: [Gauge; ListKind::ALL.len()],
     config_reloads: [IntCounter; UpdateResult::ALL.len()],
     server_cert_not_after: IntGauge,
+    store_requests: [IntGauge; StoreState::ALL.len()],
+    store_bytes: IntGauge,
+    store_oldest_pending_age: Gauge,
+    deliveries: IntCounterVec,
+    delivery_duration: Histogram,
 }
 
 /// Creates and registers families on one registry. Names and options are static strings that
@@ -273,6 +301,34 @@ impl Metrics {
             "hookgate_server_cert_not_after_timestamp_seconds",
             "Unix time at which the serving TLS certificate expires.",
         );
+        let store_requests = f.int_gauges(
+            "hookgate_store_requests",
+            "Requests in the durable store, by state.",
+            &["state"],
+        );
+        let store_bytes = f.int_gauge(
+            "hookgate_store_bytes",
+            "Bytes the stored requests take of store.max_bytes.",
+        );
+        let store_oldest_pending_age = f.add(
+            Gauge::new(
+                "hookgate_store_oldest_pending_age_seconds",
+                "Age of the oldest request not yet delivered (0 when none).",
+            )
+            .expect(STATIC_OPTS),
+        );
+        let deliveries = f.counters(
+            "hookgate_deliveries_total",
+            "Delivery attempts from the store, by route and how they ended.",
+            &["route", "result"],
+        );
+        let delivery_duration = f
+            .histograms(
+                "hookgate_delivery_duration_seconds",
+                "Time a delivery attempt took until the upstream's response head.",
+                &[],
+            )
+            .with_label_values::<&str>(&[]);
         f.int_gauges(
             "hookgate_build_info",
             "Always 1; the version label is the running hookgate version.",
@@ -308,6 +364,11 @@ impl Metrics {
             config_reloads: UpdateResult::ALL
                 .map(|v| config_reloads.with_label_values(&[v.label()])),
             server_cert_not_after,
+            store_requests: StoreState::ALL.map(|s| store_requests.with_label_values(&[s.label()])),
+            store_bytes,
+            store_oldest_pending_age,
+            deliveries,
+            delivery_duration,
             registry: r,
         }
     }
@@ -335,6 +396,42 @@ impl Metrics {
                 ))
             })
             .clone()
+    }
+
+    /// Sets the store gauges from one count of the store.
+    pub(crate) fn set_store(
+        &self,
+        pending: u64,
+        delivered: u64,
+        dead: u64,
+        bytes: u64,
+        oldest_age: f64,
+    ) {
+        for (state, n) in [
+            (StoreState::Pending, pending),
+            (StoreState::Delivered, delivered),
+            (StoreState::Dead, dead),
+        ] {
+            self.store_requests[state as usize].set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+        self.store_bytes
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        self.store_oldest_pending_age.set(oldest_age);
+    }
+
+    /// Counts one delivery attempt and observes how long it took.
+    pub(crate) fn delivery(&self, route: &str, result: DeliveryResult, took: Duration) {
+        self.deliveries
+            .with_label_values(&[route, result.label()])
+            .inc();
+        self.delivery_duration.observe(took.as_secs_f64());
+    }
+
+    /// Makes the delivery series of a store route exist at 0.
+    pub(crate) fn store_route(&self, route: &str) {
+        for result in DeliveryResult::ALL {
+            self.deliveries.with_label_values(&[route, result.label()]);
+        }
     }
 
     /// The series of `route="none"`.

@@ -47,6 +47,8 @@ pub(crate) struct Route {
     /// Inbound headers removed before forwarding (SPEC §4, with this route's required header).
     pub strip: StripList,
     pub upstream: Arc<Upstream>,
+    /// SPEC §9: accepted requests are stored, answered 202, and delivered with retries.
+    pub store: bool,
     /// Its series; the name is the `route` label and log field.
     pub metrics: Arc<RouteMetrics>,
 }

@@ -34,6 +34,16 @@ const PARAMS_HEAD: &str = "(\"@method\" \"@path\" \"@query\" \"content-digest\" 
                            \"x-client-cert-sha256\" \"x-forwarded-for\" \"forwarded\" \
                            \"x-forwarded-proto\" \"x-request-id\");created=";
 
+/// On a store route (SPEC §9) two more lines follow `x-request-id`.
+const STORE_LINE_HEADS: [&str; 2] = ["\"hookgate-attempt\": ", "\"hookgate-received-at\": "];
+
+/// [`PARAMS_HEAD`] of a delivery attempt from the store.
+const PARAMS_HEAD_STORE: &str =
+    "(\"@method\" \"@path\" \"@query\" \"content-digest\" \"client-cert\" \
+                                 \"x-client-cert-sha256\" \"x-forwarded-for\" \"forwarded\" \
+                                 \"x-forwarded-proto\" \"x-request-id\" \"hookgate-attempt\" \
+                                 \"hookgate-received-at\");created=";
+
 const SIGNATURE_PARAMS_LINE_HEAD: &str = "\"@signature-params\": ";
 
 /// Digits of the longest `u64`; RFC 8941 integers stop at 15, a UNIX time needs 10.
@@ -76,6 +86,8 @@ pub(crate) struct Covered<'a> {
     /// `X-Forwarded-Proto` as sent (`https`).
     pub forwarded_proto: &'a [u8],
     pub request_id: &'a [u8],
+    /// A delivery from the store: `Hookgate-Attempt` and `Hookgate-Received-At` as sent.
+    pub stored: Option<(&'a [u8], &'a [u8])>,
 }
 
 impl Covered<'_> {
@@ -124,9 +136,13 @@ impl IdentitySigner {
         }
         check_key_id(key_id)?;
         let params_tail: Box<str> = format!(";keyid=\"{key_id}\";alg=\"hmac-sha256\"").into();
-        let fixed_len = LINE_HEADS.iter().map(|head| head.len() + 1).sum::<usize>()
+        let fixed_len = LINE_HEADS
+            .iter()
+            .chain(STORE_LINE_HEADS.iter())
+            .map(|head| head.len() + 1)
+            .sum::<usize>()
             + SIGNATURE_PARAMS_LINE_HEAD.len()
-            + PARAMS_HEAD.len()
+            + PARAMS_HEAD_STORE.len()
             + MAX_DECIMAL_LEN
             + params_tail.len();
         Ok(Self {
@@ -172,9 +188,20 @@ impl IdentitySigner {
     /// The RFC 9421 §2.5 signature base, and where the `@signature-params` value starts in it.
     fn signature_base(&self, covered: &Covered<'_>, created: u64) -> (Vec<u8>, usize) {
         let values = covered.values();
-        let capacity = self.fixed_len + values.iter().map(|value| value.len()).sum::<usize>();
+        let stored = covered.stored.map(|(attempt, at)| [attempt, at]);
+        let capacity = self.fixed_len
+            + values
+                .iter()
+                .chain(stored.iter().flatten())
+                .map(|value| value.len())
+                .sum::<usize>();
         let mut buf = Vec::with_capacity(capacity);
-        for (head, value) in LINE_HEADS.iter().zip(values) {
+        let lines = LINE_HEADS.iter().zip(values).chain(
+            stored
+                .into_iter()
+                .flat_map(|s| STORE_LINE_HEADS.iter().zip(s)),
+        );
+        for (head, value) in lines {
             // Header values and URI parts cannot hold CR or LF, which would forge a base line.
             debug_assert!(!value.iter().any(|&b| b == b'\n' || b == b'\r'));
             buf.extend_from_slice(head.as_bytes());
@@ -183,7 +210,12 @@ impl IdentitySigner {
         }
         buf.extend_from_slice(SIGNATURE_PARAMS_LINE_HEAD.as_bytes());
         let params_start = buf.len();
-        buf.extend_from_slice(PARAMS_HEAD.as_bytes());
+        let params = if covered.stored.is_some() {
+            PARAMS_HEAD_STORE
+        } else {
+            PARAMS_HEAD
+        };
+        buf.extend_from_slice(params.as_bytes());
         put_decimal(&mut buf, created);
         buf.extend_from_slice(self.params_tail.as_bytes());
         debug_assert!(buf.len() <= capacity, "the base is sized once, never grown");

@@ -259,8 +259,12 @@ fn build_routes(
                 Some(u) => Arc::new(Upstream::new(u)),
                 None => shared.clone(),
             },
+            store: r.store,
             metrics: metrics.route(&r.name),
         });
+        if r.store {
+            metrics.store_route(&r.name);
+        }
     }
     let prefixes: Vec<Vec<String>> = config
         .routes

@@ -34,6 +34,52 @@ pub(crate) struct FileConfig {
     /// SPEC §8: a policy per kind of webhook.
     #[serde(default)]
     pub routes: Vec<Route>,
+    /// SPEC §9: durable delivery.
+    pub store: Option<Store>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Store {
+    #[serde(default)]
+    pub path: PathBuf,
+    pub url: Option<SecretSource>,
+    #[serde(default = "default_store_max_bytes")]
+    pub max_bytes: Size,
+    #[serde(default = "default_store_concurrency")]
+    pub concurrency: usize,
+    #[serde(default = "default_attempt_timeout")]
+    pub attempt_timeout: Dur,
+    #[serde(default = "default_retry_initial")]
+    pub retry_initial: Dur,
+    #[serde(default = "default_retry_max")]
+    pub retry_max: Dur,
+    #[serde(default = "default_give_up_after")]
+    pub give_up_after: Dur,
+    #[serde(default = "default_keep_delivered")]
+    pub keep_delivered: Dur,
+}
+
+fn default_store_max_bytes() -> Size {
+    Size(1 << 30)
+}
+fn default_store_concurrency() -> usize {
+    16
+}
+fn default_attempt_timeout() -> Dur {
+    Dur(std::time::Duration::from_secs(30))
+}
+fn default_retry_initial() -> Dur {
+    Dur(std::time::Duration::from_secs(1))
+}
+fn default_retry_max() -> Dur {
+    Dur(std::time::Duration::from_secs(600))
+}
+fn default_give_up_after() -> Dur {
+    Dur(std::time::Duration::from_secs(72 * 3600))
+}
+fn default_keep_delivered() -> Dur {
+    Dur(std::time::Duration::from_secs(24 * 3600))
 }
 
 #[derive(Debug, Deserialize)]

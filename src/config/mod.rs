@@ -70,6 +70,7 @@ pub(crate) struct Config {
     pub routing: Routing,
     /// At least one; the `default` route alone under [`Routing::Default`].
     pub routes: Vec<RouteConfig>,
+    pub store: Option<StoreConfig>,
     pub admin: Option<SocketAddr>,
     pub log_format: LogFormat,
     pub log_level: String,
@@ -149,6 +150,22 @@ pub(crate) struct RouteConfig {
     pub developer_payload: Option<DeveloperPayload>,
     /// `None`: `[upstream]` (and its connection pool).
     pub upstream: Option<Upstream>,
+    /// SPEC §9: `true` for `delivery = "store"` (needs `[store]`).
+    pub store: bool,
+}
+
+/// `[store]` (SPEC §9), validated.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct StoreConfig {
+    /// The embedded store's directory (resolved against the config's directory).
+    pub path: PathBuf,
+    pub max_bytes: u64,
+    pub concurrency: usize,
+    pub attempt_timeout: Duration,
+    pub retry_initial: Duration,
+    pub retry_max: Duration,
+    pub give_up_after: Duration,
+    pub keep_delivered: Duration,
 }
 
 /// How a request's route is chosen.
@@ -274,6 +291,7 @@ impl Config {
             }),
             routing: Routing::Default,
             routes: Vec::new(),
+            store: None,
             admin: None,
             log_format: raw.log.format,
             log_level: raw.log.level,
@@ -307,6 +325,7 @@ impl Config {
         }
         (cfg.upstream.target, cfg.upstream.base) =
             validate::upstream_url(&cfg, "upstream.url", &raw.upstream.url)?;
+        cfg.store = raw.store.map(|s| validate::store(&cfg, s)).transpose()?;
         (cfg.routing, cfg.routes) = if raw.routes.is_empty() {
             let prefixes = raw
                 .request

@@ -180,7 +180,50 @@ pub(super) fn default_route(cfg: &Config, path_prefixes: Vec<String>) -> RouteCo
         required_header: cfg.required_header.clone(),
         developer_payload: cfg.developer_payload.clone(),
         upstream: None,
+        store: false,
     }
+}
+
+/// `[store]`: the embedded store only (PostgreSQL replicas, `url`, are not in this version).
+pub(super) fn store(cfg: &Config, raw: file::Store) -> Result<super::StoreConfig, ConfigError> {
+    if raw.url.is_some() {
+        return Err(cfg.error(
+            "store.url",
+            "PostgreSQL replicas (SPEC §9.5) are not implemented in this version of hookgate; use store.path",
+        ));
+    }
+    if raw.path.as_os_str().is_empty() {
+        return Err(cfg.error("store.path", "set the directory of the embedded store"));
+    }
+    if raw.concurrency == 0 {
+        return Err(cfg.error("store.concurrency", "must be at least 1"));
+    }
+    if raw.max_bytes.0 == 0 {
+        return Err(cfg.error("store.max_bytes", "must be more than 0 bytes"));
+    }
+    for (key, d) in [
+        ("store.attempt_timeout", raw.attempt_timeout),
+        ("store.retry_initial", raw.retry_initial),
+        ("store.retry_max", raw.retry_max),
+        ("store.give_up_after", raw.give_up_after),
+    ] {
+        if d.0.is_zero() {
+            return Err(cfg.error(key, "must be more than 0"));
+        }
+    }
+    if raw.retry_max.0 < raw.retry_initial.0 {
+        return Err(cfg.error("store.retry_max", "must be at least store.retry_initial"));
+    }
+    Ok(super::StoreConfig {
+        path: cfg.resolve_path(&raw.path),
+        max_bytes: raw.max_bytes.0,
+        concurrency: raw.concurrency,
+        attempt_timeout: raw.attempt_timeout.0,
+        retry_initial: raw.retry_initial.0,
+        retry_max: raw.retry_max.0,
+        give_up_after: raw.give_up_after.0,
+        keep_delivered: raw.keep_delivered.0,
+    })
 }
 
 /// `[[routes]]` (SPEC §8), each default taken from the sections.
@@ -309,20 +352,25 @@ pub(super) fn routes(cfg: &Config, raw: Vec<file::Route>) -> Result<Vec<RouteCon
                 Some(up)
             }
         };
-        if r.delivery == file::Delivery::Store {
+        let store = r.delivery == file::Delivery::Store;
+        if store && cfg.store.is_none() {
             return Err(cfg.error(
                 &key("delivery"),
-                "\"store\" needs a [store] section (SPEC §9), which this version of hookgate does not have yet; use \"forward\"",
+                "\"store\" needs a [store] section (SPEC §9)",
             ));
         }
-        if !r.dedup.is_empty() || r.dedup_window.is_some() {
+        if !store && (!r.dedup.is_empty() || r.dedup_window.is_some()) {
+            let k = if r.dedup.is_empty() {
+                "dedup_window"
+            } else {
+                "dedup"
+            };
+            return Err(cfg.error(&key(k), "only applies to a route with delivery = \"store\""));
+        }
+        if store && !r.dedup.is_empty() {
             return Err(cfg.error(
-                &key(if r.dedup.is_empty() {
-                    "dedup_window"
-                } else {
-                    "dedup"
-                }),
-                "only applies to a route with delivery = \"store\"",
+                &key("dedup"),
+                "dedup (SPEC §9.4) is not implemented in this version of hookgate; remove it",
             ));
         }
         routes.push(RouteConfig {
@@ -333,6 +381,7 @@ pub(super) fn routes(cfg: &Config, raw: Vec<file::Route>) -> Result<Vec<RouteCon
             required_header,
             developer_payload,
             upstream,
+            store,
         });
     }
     Ok(routes)

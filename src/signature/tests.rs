@@ -25,6 +25,7 @@ fn covered<'a>(path: &'a str, query: Option<&'a str>, digest: &'a [u8]) -> Cover
         forwarded: b"for=203.0.113.7;proto=https",
         forwarded_proto: b"https",
         request_id: REQUEST_ID.as_bytes(),
+        stored: None,
     }
 }
 

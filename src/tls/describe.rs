@@ -31,6 +31,12 @@ pub(crate) fn rfc3339(unix: i64) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
+/// UNIX milliseconds as RFC 3339 UTC with milliseconds (`2027-01-31T12:00:00.123Z`).
+pub(crate) fn rfc3339_millis(unix_ms: i64) -> String {
+    let t = SystemTime::UNIX_EPOCH + Duration::from_millis(unix_ms.max(0) as u64);
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
 /// RFC 4514: RDNs in reverse order, `+` between multi-valued attributes, special characters escaped.
 pub(crate) fn rfc4514(name: &X509Name<'_>) -> String {
     let mut rdns: Vec<String> = Vec::new();

@@ -14,3 +14,4 @@ mod remote;
 mod rotation;
 mod routes;
 mod soak;
+mod store;

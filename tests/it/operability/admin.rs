@@ -8,10 +8,10 @@ use crate::support::admin::{self as scrape, Metrics};
 use crate::support::tools::require_tool;
 use crate::support::*;
 
-const OUTCOMES: [&str; 3] = ["forwarded", "denied", "error"];
+const OUTCOMES: [&str; 4] = ["forwarded", "denied", "error", "stored"];
 
 /// Every `(outcome, reason)` pair SPEC §5 says can occur.
-const REQUEST_PAIRS: [(&str, &str); 11] = [
+const REQUEST_PAIRS: [(&str, &str); 13] = [
     ("forwarded", "ok"),
     ("denied", "method"),
     ("denied", "path"),
@@ -23,6 +23,8 @@ const REQUEST_PAIRS: [(&str, &str); 11] = [
     ("error", "upstream_unavailable"),
     ("error", "upstream_timeout"),
     ("error", "shutdown"),
+    ("stored", "ok"),
+    ("error", "store_unavailable"),
 ];
 
 fn assert_type(m: &Metrics, family: &str, kind: &str) {

@@ -222,6 +222,20 @@ impl H1 {
         H1 { sender }
     }
 
+    /// Like [`H1::send`], but `None` when the connection fails (a server killed mid-request).
+    pub async fn try_send(&mut self, req: Request<Full<Bytes>>) -> Option<Reply> {
+        self.sender.ready().await.ok()?;
+        let resp = self.sender.send_request(req).await.ok()?;
+        let (parts, body) = resp.into_parts();
+        let body = body.collect().await.ok()?.to_bytes();
+        Some(Reply {
+            status: parts.status,
+            version: parts.version,
+            headers: parts.headers,
+            body,
+        })
+    }
+
     /// Sends one request (give it a `Host` header) and reads the whole response.
     pub async fn send(&mut self, req: Request<Full<Bytes>>) -> Reply {
         self.sender.ready().await.expect("connection ready");

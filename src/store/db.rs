@@ -1,0 +1,377 @@
+//! The store thread's side: the SQLite schema, the directory lock, and each operation.
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::Receiver;
+
+use bytes::Bytes;
+use rusqlite::{params, Connection};
+use tokio::sync::oneshot;
+
+use super::{Op, StoreError, Stored};
+
+/// At most this many requests, or this many body bytes, share one commit.
+const BATCH_MAX: usize = 256;
+const BATCH_MAX_BYTES: u64 = 64 << 20;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS requests (
+    request_id      TEXT PRIMARY KEY,
+    route           TEXT NOT NULL,
+    method          TEXT NOT NULL,
+    target          TEXT NOT NULL,
+    headers         BLOB NOT NULL,
+    body            BLOB NOT NULL,
+    received_at     INTEGER NOT NULL,
+    state           TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'dead')),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    leased_until    INTEGER NOT NULL DEFAULT 0,
+    last_error      TEXT,
+    size            INTEGER NOT NULL,
+    finished_at     INTEGER
+);
+CREATE INDEX IF NOT EXISTS requests_due ON requests (state, next_attempt_at);
+";
+
+/// A pending request leased for one attempt.
+#[derive(Debug, Clone)]
+pub(crate) struct Due {
+    pub stored: Stored,
+    /// Attempts made before this one.
+    pub attempts: u32,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone)]
+pub(crate) enum Finish {
+    Delivered {
+        id: String,
+        at: i64,
+    },
+    Retry {
+        id: String,
+        next_at: i64,
+        error: String,
+    },
+    Dead {
+        id: String,
+        at: i64,
+        error: String,
+    },
+}
+
+/// Requests and bytes per state, and the oldest pending request's receive time.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Counts {
+    pub pending: u64,
+    pub delivered: u64,
+    pub dead: u64,
+    pub bytes: u64,
+    pub oldest_pending: Option<i64>,
+}
+
+pub(super) struct Db {
+    conn: Connection,
+    /// Held (flock) for as long as the store is open: one process per store directory.
+    _lock: File,
+}
+
+impl Db {
+    /// Opens the store in `dir`; returns it and the bytes its requests hold.
+    pub(super) fn open(dir: &Path) -> Result<(Db, u64), String> {
+        create_dir(dir)?;
+        let lock = File::create(dir.join("lock")).map_err(|e| format!("lock file: {e}"))?;
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(
+            |_| "another hookgate process uses this store (one process per store.path)".to_owned(),
+        )?;
+        let conn = Connection::open(dir.join("store.db")).map_err(|e| e.to_string())?;
+        // WAL + FULL: a commit returns once the WAL is fsync'd; a torn write is rolled back
+        // when the database is next opened, so a row exists whole or not at all.
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .and_then(|()| conn.pragma_update(None, "synchronous", "FULL"))
+            .and_then(|()| conn.execute_batch(SCHEMA))
+            // Leases of an earlier run are void: this process alone owns the store now.
+            .and_then(|()| {
+                conn.execute(
+                    "UPDATE requests SET leased_until = 0 WHERE leased_until > 0",
+                    [],
+                )
+                .map(|_| ())
+            })
+            .map_err(|e| e.to_string())?;
+        let held: i64 = conn
+            .query_row("SELECT COALESCE(SUM(size), 0) FROM requests", [], |r| {
+                r.get(0)
+            })
+            .map_err(|e| e.to_string())?;
+        Ok((Db { conn, _lock: lock }, held.max(0) as u64))
+    }
+
+    /// Serves operations until every handle is gone.
+    pub(super) fn run(mut self, ops: Receiver<Op>, bytes: &AtomicU64, writable: &AtomicBool) {
+        let mut next = ops.recv().ok();
+        while let Some(op) = next.take() {
+            match op {
+                Op::Insert(first, reply) => {
+                    // Group commit: every insert already queued shares this transaction.
+                    let mut batch = vec![(first, reply)];
+                    let mut batch_bytes = batch[0].0.size();
+                    while batch.len() < BATCH_MAX && batch_bytes < BATCH_MAX_BYTES {
+                        match ops.try_recv() {
+                            Ok(Op::Insert(s, r)) => {
+                                batch_bytes += s.size();
+                                batch.push((s, r));
+                            }
+                            Ok(other) => {
+                                next = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    let result = self.insert(&batch);
+                    writable.store(result.is_ok(), Ordering::Release);
+                    match result {
+                        Ok(()) => {
+                            bytes.fetch_add(batch_bytes, Ordering::AcqRel);
+                            for (_, reply) in batch {
+                                let _ = reply.send(Ok(()));
+                            }
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, requests = batch.len(), "store write failed");
+                            for (_, reply) in batch {
+                                let _ = reply.send(Err(StoreError::Io(e.to_string())));
+                            }
+                        }
+                    }
+                }
+                Op::Lease {
+                    now,
+                    lease_until,
+                    n,
+                    reply,
+                } => {
+                    let _ = reply.send(self.lease(now, lease_until, n).map_err(io));
+                }
+                Op::Finish(finish, reply) => {
+                    let result = self.finish(&finish).map_err(io);
+                    writable.store(result.is_ok(), Ordering::Release);
+                    let _ = reply.send(result);
+                }
+                Op::Counts(reply) => {
+                    let _ = reply.send(self.counts().map_err(io));
+                }
+                Op::Expire(before) => match self.expire(before) {
+                    Ok(freed) => {
+                        bytes.fetch_sub(freed.min(bytes.load(Ordering::Acquire)), Ordering::AcqRel);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "removing delivered requests failed"),
+                },
+            }
+            if next.is_none() {
+                next = ops.recv().ok();
+            }
+        }
+    }
+
+    fn insert(
+        &mut self,
+        batch: &[(Stored, oneshot::Sender<Result<(), StoreError>>)],
+    ) -> rusqlite::Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO requests (request_id, route, method, target, headers, body, received_at, state, next_attempt_at, size)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?7, ?8)",
+            )?;
+            for (s, _) in batch {
+                insert.execute(params![
+                    s.request_id,
+                    s.route,
+                    s.method,
+                    s.target,
+                    encode_headers(&s.headers),
+                    &s.body[..],
+                    s.received_at,
+                    s.size() as i64,
+                ])?;
+            }
+        }
+        tx.commit()
+    }
+
+    fn lease(&mut self, now: i64, lease_until: i64, n: usize) -> rusqlite::Result<Vec<Due>> {
+        let mut stmt = self.conn.prepare_cached(
+            "UPDATE requests SET leased_until = ?1
+             WHERE request_id IN (SELECT request_id FROM requests
+                                  WHERE state = 'pending' AND next_attempt_at <= ?2 AND leased_until <= ?2
+                                  ORDER BY received_at LIMIT ?3)
+             RETURNING request_id, route, method, target, headers, body, received_at, attempts",
+        )?;
+        let rows = stmt.query_map(params![lease_until, now, n as i64], |r| {
+            let headers: Vec<u8> = r.get(4)?;
+            let body: Vec<u8> = r.get(5)?;
+            Ok(Due {
+                stored: Stored {
+                    request_id: r.get(0)?,
+                    route: r.get(1)?,
+                    method: r.get(2)?,
+                    target: r.get(3)?,
+                    headers: decode_headers(&headers),
+                    body: Bytes::from(body),
+                    received_at: r.get(6)?,
+                },
+                attempts: r.get::<_, i64>(7)?.max(0) as u32,
+            })
+        })?;
+        let mut due: Vec<Due> = rows.collect::<rusqlite::Result<_>>()?;
+        due.sort_by_key(|d| d.stored.received_at);
+        Ok(due)
+    }
+
+    fn finish(&mut self, finish: &Finish) -> rusqlite::Result<()> {
+        match finish {
+            Finish::Delivered { id, at } => self.conn.execute(
+                "UPDATE requests SET state = 'delivered', attempts = attempts + 1, finished_at = ?2,
+                 leased_until = 0, last_error = NULL WHERE request_id = ?1",
+                params![id, at],
+            ),
+            Finish::Retry { id, next_at, error } => self.conn.execute(
+                "UPDATE requests SET attempts = attempts + 1, next_attempt_at = ?2, leased_until = 0,
+                 last_error = ?3 WHERE request_id = ?1",
+                params![id, next_at, error],
+            ),
+            Finish::Dead { id, at, error } => self.conn.execute(
+                "UPDATE requests SET state = 'dead', attempts = attempts + 1, finished_at = ?2,
+                 leased_until = 0, last_error = ?3 WHERE request_id = ?1",
+                params![id, at, error],
+            ),
+        }
+        .map(|_| ())
+    }
+
+    fn counts(&mut self) -> rusqlite::Result<Counts> {
+        let mut c = Counts::default();
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT state, COUNT(*), COALESCE(SUM(size), 0) FROM requests GROUP BY state",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?;
+        for row in rows {
+            let (state, n, bytes) = row?;
+            let n = n.max(0) as u64;
+            c.bytes += bytes.max(0) as u64;
+            match state.as_str() {
+                "pending" => c.pending = n,
+                "delivered" => c.delivered = n,
+                _ => c.dead = n,
+            }
+        }
+        c.oldest_pending = self.conn.query_row(
+            "SELECT MIN(received_at) FROM requests WHERE state = 'pending'",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(c)
+    }
+
+    /// Removes delivered requests finished before `before`; returns the bytes freed.
+    fn expire(&mut self, before: i64) -> rusqlite::Result<u64> {
+        let tx = self.conn.transaction()?;
+        let freed: i64 = tx.query_row(
+            "SELECT COALESCE(SUM(size), 0) FROM requests WHERE state = 'delivered' AND finished_at < ?1",
+            [before],
+            |r| r.get(0),
+        )?;
+        tx.execute(
+            "DELETE FROM requests WHERE state = 'delivered' AND finished_at < ?1",
+            [before],
+        )?;
+        tx.commit()?;
+        Ok(freed.max(0) as u64)
+    }
+}
+
+fn io(e: rusqlite::Error) -> StoreError {
+    StoreError::Io(e.to_string())
+}
+
+fn create_dir(dir: &Path) -> Result<(), String> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| format!("cannot create the directory: {e}"))
+}
+
+/// `check`: the directory can be created and written (a file made, fsync'd and removed), and an
+/// existing database opens.
+pub(super) fn probe(dir: &Path) -> Result<(), String> {
+    use std::io::Write;
+    create_dir(dir)?;
+    let test = dir.join(format!(".check.{}", std::process::id()));
+    let written = File::create(&test)
+        .and_then(|mut f| f.write_all(b"hookgate check\n").and_then(|()| f.sync_all()));
+    let _ = std::fs::remove_file(&test);
+    written.map_err(|e| format!("the directory is not writable: {e}"))?;
+    let db = dir.join("store.db");
+    if db.exists() {
+        let conn = Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| e.to_string())?;
+        conn.query_row("SELECT COUNT(*) FROM requests", [], |r| r.get::<_, i64>(0))
+            .map_err(|e| format!("the database does not answer: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Headers as `u16 name length, name, u32 value length, value`, repeated.
+fn encode_headers(headers: &[(String, Bytes)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(headers.iter().map(|(k, v)| k.len() + v.len() + 6).sum());
+    for (name, value) in headers {
+        out.extend_from_slice(&(name.len() as u16).to_be_bytes());
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(&(value.len() as u32).to_be_bytes());
+        out.extend_from_slice(value);
+    }
+    out
+}
+
+/// The inverse of [`encode_headers`]; a truncated tail (which SQLite never returns) is dropped.
+pub(super) fn decode_headers(mut raw: &[u8]) -> Vec<(String, Bytes)> {
+    let mut out = Vec::new();
+    loop {
+        let Some((len, rest)) = raw.split_first_chunk::<2>() else {
+            return out;
+        };
+        let n = u16::from_be_bytes(*len) as usize;
+        let Some((name, rest)) = rest.split_at_checked(n) else {
+            return out;
+        };
+        let Some((len, rest)) = rest.split_first_chunk::<4>() else {
+            return out;
+        };
+        let v = u32::from_be_bytes(*len) as usize;
+        let Some((value, rest)) = rest.split_at_checked(v) else {
+            return out;
+        };
+        out.push((
+            String::from_utf8_lossy(name).into_owned(),
+            Bytes::copy_from_slice(value),
+        ));
+        raw = rest;
+    }
+}
+
+#[cfg(test)]
+pub(super) fn encode_for_test(headers: &[(String, Bytes)]) -> Vec<u8> {
+    encode_headers(headers)
+}
