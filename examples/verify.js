@@ -19,11 +19,15 @@ const crypto = require('node:crypto');
 // Everything hookgate signs, in order.
 const COVERED = ['@method', '@path', '@query', 'content-digest', 'client-cert',
   'x-client-cert-sha256', 'x-forwarded-for', 'forwarded', 'x-forwarded-proto', 'x-request-id'];
-const INNER_LIST = '(' + COVERED.map((name) => `"${name}"`).join(' ') + ')';
+// A delivery from hookgate's store (a route with delivery = "store") also signs these two.
+const COVERED_STORED = [...COVERED, 'hookgate-attempt', 'hookgate-received-at'];
 const escapeRegExp = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 // keyid: an RFC 8941 string without escapes, as hookgate requires of [identity] key_id.
-const SIGNATURE_INPUT = new RegExp('^hookgate=(' + escapeRegExp(INNER_LIST) +
+const signatureInput = (covered) => new RegExp('^hookgate=(' +
+  escapeRegExp('(' + covered.map((name) => `"${name}"`).join(' ') + ')') +
   ';created=(\\d{1,15});keyid="([\\x20\\x21\\x23-\\x5b\\x5d-\\x7e]+)";alg="hmac-sha256")$');
+const SIGNATURE_INPUT = signatureInput(COVERED);
+const SIGNATURE_INPUT_STORED = signatureInput(COVERED_STORED);
 const SIGNATURE = /^hookgate=:([A-Za-z0-9+/]{43}=):$/; // 32-byte HMAC-SHA256
 const CONTENT_DIGEST = /^sha-256=:([A-Za-z0-9+/]{43}=):$/;
 const CLOCK_SKEW_SECONDS = 5;
@@ -50,7 +54,10 @@ function field(headers, name) {
 // keys: { keyId: Buffer }; list two ids while rotating keys. Returns { keyId, created }.
 function verifyHookgateRequest({ method, target, headers, body, keys, maxAgeSeconds = 300,
   now = Date.now() / 1000 }) {
-  const input = SIGNATURE_INPUT.exec(field(headers, 'signature-input'));
+  // A request carrying Hookgate-Attempt must have it signed: it came from the store.
+  const covered = headers['hookgate-attempt'] === undefined ? COVERED : COVERED_STORED;
+  const input = (covered === COVERED ? SIGNATURE_INPUT : SIGNATURE_INPUT_STORED)
+    .exec(field(headers, 'signature-input'));
   if (!input) throw new HookgateVerificationError('signature', 'Signature-Input is not hookgate\'s');
   const signature = SIGNATURE.exec(field(headers, 'signature'));
   if (!signature) throw new HookgateVerificationError('signature', 'Signature is not hookgate\'s');
@@ -63,8 +70,8 @@ function verifyHookgateRequest({ method, target, headers, body, keys, maxAgeSeco
   const path = queryAt === -1 ? target : target.slice(0, queryAt);
   const query = queryAt === -1 ? '' : target.slice(queryAt + 1);
   // RFC 9421 section 2.2.7: @query is "?" + query, and just "?" when there is none.
-  const values = [method, path, '?' + query, ...COVERED.slice(3).map((n) => field(headers, n))];
-  const lines = COVERED.map((name, i) => `"${name}": ${values[i]}`);
+  const values = [method, path, '?' + query, ...covered.slice(3).map((n) => field(headers, n))];
+  const lines = covered.map((name, i) => `"${name}": ${values[i]}`);
   lines.push(`"@signature-params": ${params}`);
   const base = lines.join('\n');
 

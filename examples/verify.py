@@ -37,6 +37,8 @@ COVERED_COMPONENTS = (
     "x-forwarded-proto",
     "x-request-id",
 )
+# A delivery from hookgate's store (a route with delivery = "store") also signs these two.
+STORED_COMPONENTS = COVERED_COMPONENTS + ("hookgate-attempt", "hookgate-received-at")
 
 
 class HookgateVerificationError(Exception):
@@ -79,7 +81,10 @@ def verify_hookgate_request(method, target, headers, body, keys, max_age=300):
     """
     if not isinstance(body, bytes):
         raise TypeError("body must be the raw bytes of the request body")
-    pairs = headers.items() if hasattr(headers, "items") else headers
+    pairs = list(headers.items() if hasattr(headers, "items") else headers)
+    # A request carrying Hookgate-Attempt must have it signed: it came from the store.
+    stored = any(name.lower() == "hookgate-attempt" for name, _ in pairs)
+    required = STORED_COMPONENTS if stored else COVERED_COMPONENTS
     # Only the path and query are signed; the authority here is a placeholder the library needs.
     request = _Request(method, "http://upstream.invalid" + target, _Headers(pairs))
     verifier = HTTPMessageVerifier(
@@ -88,7 +93,7 @@ def verify_hookgate_request(method, target, headers, body, keys, max_age=300):
     )
     try:
         # max_age=None: the age is checked below so that its failure is reported as such.
-        results = verifier.verify(request, max_age=None, require_components=COVERED_COMPONENTS)
+        results = verifier.verify(request, max_age=None, require_components=required)
     except HTTPMessageSignaturesException as e:
         raise HookgateVerificationError("signature", str(e)) from e
     params = results[0].parameters

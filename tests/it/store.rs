@@ -341,3 +341,27 @@ async fn crash_once(run: usize) -> usize {
     drop(restarted);
     acked.len()
 }
+
+/// The attempt's signature (with `hookgate-attempt` and `hookgate-received-at`) verifies in the
+/// README's Python verifier on the off-the-shelf RFC 9421 library: the verifying upstream
+/// answers 401 to anything else, which would make the request dead.
+#[tokio::test]
+async fn a_delivery_from_the_store_verifies_in_the_python_verifier() {
+    let dir = tempfile::tempdir().expect("dir");
+    let py = tools::PyVerifier::start(&hookgate::signing_key_b64(), "hookgate-1");
+    let gate = store_gate(&py.url, &dir.path().join("store")).start().await;
+    let reply = gate.post("/hooks/verified?scan=1", r#"{"a":1}"#, &[]).await;
+    assert_eq!(reply.status, 202);
+    gate.expect_metric(
+        "hookgate_deliveries_total",
+        &[("route", "status"), ("result", "delivered")],
+        1.0,
+    )
+    .await;
+    gate.expect_metric(
+        "hookgate_deliveries_total",
+        &[("route", "status"), ("result", "dead")],
+        0.0,
+    )
+    .await;
+}
