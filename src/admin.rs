@@ -32,7 +32,18 @@ pub(crate) async fn serve(listener: TcpListener, gate: Arc<Gate>) {
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
                 let gate = gate.clone();
-                async move { Ok::<_, Infallible>(route(&req, &gate)) }
+                async move {
+                    let uri = req.uri();
+                    let api = crate::store_api::answer(
+                        &gate,
+                        req.method(),
+                        uri.path(),
+                        uri.query(),
+                        req.headers(),
+                    )
+                    .await;
+                    Ok::<_, Infallible>(api.unwrap_or_else(|| route(&req, &gate)))
+                }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())

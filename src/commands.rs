@@ -243,6 +243,13 @@ fn spawn_signal_handler(gate: Arc<Gate>, shutdown: watch::Sender<bool>) {
     });
 }
 
+pub use crate::store_cli::StoreAction;
+
+/// `hookgate store ...`: see [`crate::store_cli`].
+pub fn store(config: &Path, action: StoreAction) -> ExitCode {
+    crate::store_cli::run(config, action)
+}
+
 /// `hookgate demo`: see [`crate::demo`].
 pub fn demo(config: Option<PathBuf>, log: &LogOverrides) -> ExitCode {
     crate::demo::run(config, log)

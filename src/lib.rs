@@ -43,6 +43,8 @@ pub(crate) mod server;
 pub(crate) mod signature;
 pub(crate) mod snapshot;
 pub(crate) mod store;
+pub(crate) mod store_api;
+pub(crate) mod store_cli;
 pub(crate) mod summary;
 pub(crate) mod tls;
 

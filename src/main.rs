@@ -41,6 +41,40 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// Inspect and replay the durable store through the config's admin listener (admin.token)
+    Store {
+        /// Required (given before or after the store command)
+        #[arg(long, env = "HOOKGATE_CONFIG", value_name = "FILE", global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        action: StoreCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Stored requests, newest first
+    List {
+        #[arg(long, value_name = "pending|dead|delivered")]
+        state: Option<String>,
+        #[arg(long, value_name = "ROUTE")]
+        route: Option<String>,
+    },
+    /// Deliver dead or delivered requests again
+    Retry {
+        /// Every dead request (of --route, if given)
+        #[arg(long)]
+        dead: bool,
+        #[arg(long, value_name = "ROUTE", requires = "dead")]
+        route: Option<String>,
+        #[arg(value_name = "ID", required_unless_present = "dead")]
+        ids: Vec<String>,
+    },
+    /// Remove requests from the store
+    Purge {
+        #[arg(required = true, value_name = "ID")]
+        ids: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -54,5 +88,21 @@ fn main() -> ExitCode {
         Command::Check { config } => commands::check(&config),
         Command::Thumbprint { files } => commands::thumbprint(&files),
         Command::Demo { config } => commands::demo(config, &log),
+        Command::Store { config, action } => {
+            let action = match action {
+                StoreCommand::List { state, route } => commands::StoreAction::List { state, route },
+                StoreCommand::Retry { dead, route, ids } => {
+                    commands::StoreAction::Retry { ids, dead, route }
+                }
+                StoreCommand::Purge { ids } => commands::StoreAction::Purge { ids },
+            };
+            match config {
+                Some(config) => commands::store(&config, action),
+                None => {
+                    eprintln!("error: hookgate store needs --config FILE (or HOOKGATE_CONFIG)");
+                    ExitCode::from(1)
+                }
+            }
+        }
     }
 }

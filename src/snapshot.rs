@@ -86,6 +86,8 @@ pub(crate) struct Snapshot {
     /// SPEC §8: every route's checks and upstream.
     pub routes: RouteTable,
     pub signer: Option<IdentitySigner>,
+    /// `admin.token`, resolved: the store API's bearer token.
+    pub admin_token: Option<Secret>,
     /// What `check` and start-up print as `warning:` lines.
     pub warnings: Vec<String>,
 }
@@ -172,7 +174,12 @@ impl Snapshot {
             Some(l) => plan_remote(&config, "source_ips", l)?,
             None => None,
         };
+        let admin_token = match &config.admin_token {
+            Some(t) => Some(resolve_one(&config, "admin.token", t, &mut warnings)?),
+            None => None,
+        };
         Ok(Snapshot {
+            admin_token,
             remote_pins,
             remote_ips,
             acceptor: TlsAcceptor::from(server_tls.config),

@@ -327,12 +327,15 @@ pub(crate) struct Identity {
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct Admin {
     pub address: String,
+    /// SPEC §9.6: the bearer token of the store API (a secret); without it the API is 404.
+    pub token: Option<SecretSource>,
 }
 
 impl Default for Admin {
     fn default() -> Self {
         Admin {
             address: "127.0.0.1:9901".into(),
+            token: None,
         }
     }
 }

@@ -72,6 +72,8 @@ pub(crate) struct Config {
     pub routes: Vec<RouteConfig>,
     pub store: Option<StoreConfig>,
     pub admin: Option<SocketAddr>,
+    /// `admin.token`: authorises the store API (SPEC §9.6).
+    pub admin_token: Option<SecretSource>,
     pub log_format: LogFormat,
     pub log_level: String,
 }
@@ -292,6 +294,7 @@ impl Config {
             routing: Routing::Default,
             routes: Vec::new(),
             store: None,
+            admin_token: raw.admin.token.clone(),
             admin: None,
             log_format: raw.log.format,
             log_level: raw.log.level,

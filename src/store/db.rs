@@ -62,6 +62,40 @@ pub(crate) enum Finish {
     },
 }
 
+/// `GET /store`'s filters.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ListQuery {
+    pub state: Option<String>,
+    pub route: Option<String>,
+    pub limit: usize,
+}
+
+/// One row of `GET /store` (SPEC §9.6).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub(crate) struct Listed {
+    pub request_id: String,
+    pub route: String,
+    pub method: String,
+    pub path: String,
+    /// RFC 3339.
+    pub received_at: String,
+    pub state: String,
+    pub attempts: u32,
+    /// RFC 3339; `null` unless pending.
+    pub next_attempt_at: Option<String>,
+    pub last_error: Option<String>,
+    pub body_bytes: u64,
+}
+
+/// What a retry or delete did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Changed {
+    Done,
+    NotFound,
+    /// Retry of a request that is still pending.
+    Pending,
+}
+
 /// Requests and bytes per state, and the oldest pending request's receive time.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Counts {
@@ -163,6 +197,19 @@ impl Db {
                 }
                 Op::Counts(reply) => {
                     let _ = reply.send(self.counts().map_err(io));
+                }
+                Op::List(query, reply) => {
+                    let _ = reply.send(self.list(&query).map_err(io));
+                }
+                Op::Retry(id, now, reply) => {
+                    let _ = reply.send(self.retry(&id, now).map_err(io));
+                }
+                Op::Delete(id, reply) => {
+                    let result = self.delete(&id).map_err(io);
+                    if let Ok((Changed::Done, freed)) = result {
+                        bytes.fetch_sub(freed.min(bytes.load(Ordering::Acquire)), Ordering::AcqRel);
+                    }
+                    let _ = reply.send(result.map(|(c, _)| c));
                 }
                 Op::Expire(before) => match self.expire(before) {
                     Ok(freed) => {
@@ -281,6 +328,76 @@ impl Db {
             |r| r.get(0),
         )?;
         Ok(c)
+    }
+
+    fn list(&mut self, q: &ListQuery) -> rusqlite::Result<Vec<Listed>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT request_id, route, method, target, received_at, state, attempts, next_attempt_at,
+                    last_error, length(body)
+             FROM requests
+             WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR route = ?2)
+             ORDER BY received_at DESC LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(params![q.state, q.route, q.limit as i64], |r| {
+            let target: String = r.get(3)?;
+            let state: String = r.get(5)?;
+            let next: i64 = r.get(7)?;
+            Ok(Listed {
+                request_id: r.get(0)?,
+                route: r.get(1)?,
+                method: r.get(2)?,
+                path: target.split('?').next().unwrap_or_default().to_owned(),
+                received_at: crate::tls::describe::rfc3339_millis(r.get(4)?),
+                next_attempt_at: (state == "pending")
+                    .then(|| crate::tls::describe::rfc3339_millis(next)),
+                state,
+                attempts: r.get::<_, i64>(6)?.max(0) as u32,
+                last_error: r.get(8)?,
+                body_bytes: r.get::<_, i64>(9)?.max(0) as u64,
+            })
+        })?;
+        rows.collect()
+    }
+
+    fn retry(&mut self, id: &str, now: i64) -> rusqlite::Result<Changed> {
+        let changed = self.conn.execute(
+            "UPDATE requests SET state = 'pending', next_attempt_at = ?2, leased_until = 0,
+             finished_at = NULL WHERE request_id = ?1 AND state IN ('dead', 'delivered')",
+            params![id, now],
+        )?;
+        if changed > 0 {
+            return Ok(Changed::Done);
+        }
+        let exists: i64 = self.conn.query_row(
+            "SELECT COUNT(*) FROM requests WHERE request_id = ?1",
+            [id],
+            |r| r.get(0),
+        )?;
+        Ok(if exists > 0 {
+            Changed::Pending
+        } else {
+            Changed::NotFound
+        })
+    }
+
+    /// Removes one request; returns what happened and the bytes freed.
+    fn delete(&mut self, id: &str) -> rusqlite::Result<(Changed, u64)> {
+        let size: Option<i64> = self
+            .conn
+            .query_row(
+                "DELETE FROM requests WHERE request_id = ?1 RETURNING size",
+                [id],
+                |r| r.get(0),
+            )
+            .map(Some)
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                e => Err(e),
+            })?;
+        Ok(match size {
+            Some(n) => (Changed::Done, n.max(0) as u64),
+            None => (Changed::NotFound, 0),
+        })
     }
 
     /// Removes delivered requests finished before `before`; returns the bytes freed.

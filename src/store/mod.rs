@@ -14,7 +14,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
-pub(crate) use db::{Counts, Due, Finish};
+pub(crate) use db::{Changed, Counts, Due, Finish, ListQuery, Listed};
 
 /// Why a request could not be stored (its client gets 503 `store_unavailable`).
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +69,10 @@ pub(crate) enum Op {
     Counts(oneshot::Sender<Result<Counts, StoreError>>),
     /// Removes delivered requests older than the given UNIX ms.
     Expire(i64),
+    List(ListQuery, oneshot::Sender<Result<Vec<Listed>, StoreError>>),
+    /// A dead or delivered request back to pending, due at the given UNIX ms.
+    Retry(String, i64, oneshot::Sender<Result<Changed, StoreError>>),
+    Delete(String, oneshot::Sender<Result<Changed, StoreError>>),
 }
 
 /// The store: a handle to its thread. Cheap to share behind an `Arc`.
@@ -163,6 +167,30 @@ impl Store {
     pub(crate) async fn counts(&self) -> Result<Counts, StoreError> {
         let (tx, rx) = oneshot::channel();
         self.send(Op::Counts(tx))?;
+        rx.await.map_err(|_| StoreError::Stopped)?
+    }
+
+    /// SPEC §9.6: stored requests, newest first.
+    pub(crate) async fn list(&self, query: ListQuery) -> Result<Vec<Listed>, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Op::List(query, tx))?;
+        rx.await.map_err(|_| StoreError::Stopped)?
+    }
+
+    /// A dead or delivered request becomes pending again, due now.
+    pub(crate) async fn retry(&self, id: &str) -> Result<Changed, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Op::Retry(id.to_owned(), now_ms(), tx))?;
+        let changed = rx.await.map_err(|_| StoreError::Stopped)??;
+        if changed == Changed::Done {
+            self.stored.notify_one();
+        }
+        Ok(changed)
+    }
+
+    pub(crate) async fn delete(&self, id: &str) -> Result<Changed, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Op::Delete(id.to_owned(), tx))?;
         rx.await.map_err(|_| StoreError::Stopped)?
     }
 

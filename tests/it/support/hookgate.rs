@@ -256,10 +256,13 @@ level = "info"
     async fn try_start(&self, dir: &TempDir) -> Result<Gate, String> {
         let admin = free_port();
         let mut table = self.table.clone();
-        if !table.contains_key("admin") {
-            let mut a = toml::Table::new();
-            a.insert("address".into(), admin.to_string().into());
-            table.insert("admin".into(), a.into());
+        // An [admin] section without an address (say, only a token) gets the free port too.
+        let section = table
+            .entry("admin")
+            .or_insert_with(|| toml::Table::new().into());
+        if let Some(a) = section.as_table_mut() {
+            a.entry("address")
+                .or_insert_with(|| admin.to_string().into());
         }
         let config = dir.path().join("hookgate.toml");
         std::fs::write(&config, toml::to_string(&table).expect("TOML")).expect("write config");
