@@ -34,6 +34,8 @@ enum Answer {
     Relayed(Response<Incoming>),
     /// Stored durably (SPEC §9): 202, delivered later.
     Stored,
+    /// A duplicate of a request stored within the route's dedup window: 202, not stored.
+    Duplicate(String),
 }
 
 enum Failure {
@@ -80,6 +82,18 @@ pub(crate) async fn handle(
                 json_response(StatusCode::ACCEPTED, body),
                 Reason::Stored,
                 None,
+            )
+        }
+        Ok(Answer::Duplicate(of)) => {
+            let body = format!(
+                "{{\"stored\":true,\"request_id\":\"{}\",\"duplicate_of\":\"{of}\"}}",
+                request_id.to_str().unwrap_or_default()
+            );
+            let detail = Some(format!("duplicate of {of}"));
+            (
+                json_response(StatusCode::ACCEPTED, body),
+                Reason::Duplicate,
+                detail,
             )
         }
         Err(Failure::Store(detail)) => {
@@ -206,6 +220,15 @@ async fn process(
             target.push('?');
             target.push_str(q);
         }
+        let now = crate::store::now_ms();
+        let body = read.chunks.into_bytes();
+        let dedup = route.dedup_key(path, &body).map(|key| {
+            let window = route
+                .dedup
+                .as_ref()
+                .map_or(0, |(_, w)| w.as_millis() as i64);
+            (key, now + window)
+        });
         let stored = crate::store::Stored {
             request_id: request_id.to_str().unwrap_or_default().to_owned(),
             route: route.name().to_owned(),
@@ -216,14 +239,17 @@ async fn process(
                 .iter()
                 .map(|(k, v)| (k.as_str().to_owned(), Bytes::copy_from_slice(v.as_bytes())))
                 .collect(),
-            body: read.chunks.into_bytes(),
-            received_at: crate::store::now_ms(),
+            body,
+            received_at: now,
+            dedup,
         };
         let put = store.put(stored).await;
         drop(read.room);
-        return put
-            .map(|()| Answer::Stored)
-            .map_err(|e| Failure::Store(e.to_string()));
+        return match put {
+            Ok(crate::store::Put::Stored) => Ok(Answer::Stored),
+            Ok(crate::store::Put::Duplicate { of }) => Ok(Answer::Duplicate(of)),
+            Err(e) => Err(Failure::Store(e.to_string())),
+        };
     }
     let forwarded_path;
     if let Some(signer) = &snap.signer {

@@ -79,6 +79,7 @@ label_enum! {
         UpstreamTimeout => "upstream_timeout",
         Shutdown => "shutdown",
         Stored => "ok",
+        Duplicate => "duplicate",
         StoreUnavailable => "store_unavailable",
     }
 }
@@ -99,7 +100,7 @@ impl Reason {
             | Reason::UpstreamTimeout
             | Reason::Shutdown
             | Reason::StoreUnavailable => Outcome::Error,
-            Reason::Stored => Outcome::Stored,
+            Reason::Stored | Reason::Duplicate => Outcome::Stored,
         }
     }
 }

@@ -49,6 +49,8 @@ pub(crate) struct Route {
     pub upstream: Arc<Upstream>,
     /// SPEC §9: accepted requests are stored, answered 202, and delivered with retries.
     pub store: bool,
+    /// SPEC §9.4: the dedup key and window of a store route.
+    pub dedup: Option<(crate::config::Dedup, std::time::Duration)>,
     /// Its series; the name is the `route` label and log field.
     pub metrics: Arc<RouteMetrics>,
 }
@@ -56,6 +58,35 @@ pub(crate) struct Route {
 impl Route {
     pub(crate) fn name(&self) -> &str {
         self.metrics.name()
+    }
+
+    /// The dedup key of a request to `path` with `body` (SPEC §9.4): the route and the
+    /// normalized path, the body's SHA-256, or the value at the JSON pointer (`None` when the
+    /// body lacks it: the request is stored normally). Hashed, so every key is 64 hex digits.
+    pub(crate) fn dedup_key(&self, path: &str, body: &[u8]) -> Option<String> {
+        use crate::config::Dedup;
+        let (dedup, _) = self.dedup.as_ref()?;
+        let (kind, value): (&str, Vec<u8>) = match dedup {
+            Dedup::Path => ("path", normalized(path).into_bytes()),
+            Dedup::Body => ("body", crate::allowlist::thumbprint::sha256(body).to_vec()),
+            Dedup::Pointer(p) => {
+                let json: serde_json::Value = serde_json::from_slice(body).ok()?;
+                let v = json.pointer(p)?;
+                let text = match v {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                ("pointer", text.into_bytes())
+            }
+        };
+        let mut material = Vec::with_capacity(self.name().len() + kind.len() + value.len() + 2);
+        for part in [self.name().as_bytes(), kind.as_bytes(), &value] {
+            material.extend_from_slice(part);
+            material.push(0);
+        }
+        Some(crate::allowlist::thumbprint::hex(
+            &crate::allowlist::thumbprint::sha256(&material),
+        ))
     }
 }
 

@@ -267,6 +267,7 @@ fn build_routes(
                 None => shared.clone(),
             },
             store: r.store,
+            dedup: r.dedup.clone(),
             metrics: metrics.route(&r.name),
         });
         if r.store {

@@ -154,6 +154,19 @@ pub(crate) struct RouteConfig {
     pub upstream: Option<Upstream>,
     /// SPEC §9: `true` for `delivery = "store"` (needs `[store]`).
     pub store: bool,
+    /// SPEC §9.4: what makes two requests the same, and for how long it is remembered.
+    pub dedup: Option<(Dedup, Duration)>,
+}
+
+/// The dedup key of a store route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Dedup {
+    /// The normalized path (SPEC §8).
+    Path,
+    /// The body's SHA-256.
+    Body,
+    /// The value at this JSON pointer (a request without it is stored normally).
+    Pointer(String),
 }
 
 /// `[store]` (SPEC §9), validated.

@@ -2,11 +2,12 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use super::file;
 use super::{
-    Config, ConfigError, DeveloperPayload, ListConfig, RemoteConfig, RequiredHeader, RouteConfig,
-    UpstreamTarget,
+    Config, ConfigError, Dedup, DeveloperPayload, ListConfig, RemoteConfig, RequiredHeader,
+    RouteConfig, UpstreamTarget,
 };
 
 pub(super) fn listen(cfg: &Config, raw: &file::Listen) -> Result<(), ConfigError> {
@@ -181,6 +182,7 @@ pub(super) fn default_route(cfg: &Config, path_prefixes: Vec<String>) -> RouteCo
         developer_payload: cfg.developer_payload.clone(),
         upstream: None,
         store: false,
+        dedup: None,
     }
 }
 
@@ -367,11 +369,23 @@ pub(super) fn routes(cfg: &Config, raw: Vec<file::Route>) -> Result<Vec<RouteCon
             };
             return Err(cfg.error(&key(k), "only applies to a route with delivery = \"store\""));
         }
-        if store && !r.dedup.is_empty() {
-            return Err(cfg.error(
-                &key("dedup"),
-                "dedup (SPEC §9.4) is not implemented in this version of hookgate; remove it",
-            ));
+        let dedup = match r.dedup.as_str() {
+            "" => None,
+            "path" => Some(Dedup::Path),
+            "body" => Some(Dedup::Body),
+            p if p.starts_with('/') => Some(Dedup::Pointer(p.to_owned())),
+            other => {
+                return Err(cfg.error(
+                    &key("dedup"),
+                    format!("{other:?} is not \"\", \"path\", \"body\" or a JSON pointer (\"/scannedDocument/scanId\")"),
+                ))
+            }
+        };
+        let dedup_window = r
+            .dedup_window
+            .map_or(Duration::from_secs(72 * 3600), |d| d.0);
+        if dedup.is_some() && dedup_window.is_zero() {
+            return Err(cfg.error(&key("dedup_window"), "must be more than 0"));
         }
         routes.push(RouteConfig {
             name: r.name,
@@ -382,6 +396,7 @@ pub(super) fn routes(cfg: &Config, raw: Vec<file::Route>) -> Result<Vec<RouteCon
             developer_payload,
             upstream,
             store,
+            dedup: dedup.map(|d| (d, dedup_window)),
         });
     }
     Ok(routes)

@@ -127,7 +127,7 @@ fn fresh_render_has_every_label_value_and_valid_pair_at_zero() {
         .lines()
         .filter(|l| l.starts_with("hookgate_requests_total{"))
         .count();
-    assert_eq!(pairs, 13);
+    assert_eq!(pairs, 14);
 }
 
 #[test]

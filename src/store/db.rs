@@ -9,7 +9,7 @@ use bytes::Bytes;
 use rusqlite::{params, Connection};
 use tokio::sync::oneshot;
 
-use super::{Op, StoreError, Stored};
+use super::{Op, Put, StoreError, Stored};
 
 /// At most this many requests, or this many body bytes, share one commit.
 const BATCH_MAX: usize = 256;
@@ -33,6 +33,11 @@ CREATE TABLE IF NOT EXISTS requests (
     finished_at     INTEGER
 );
 CREATE INDEX IF NOT EXISTS requests_due ON requests (state, next_attempt_at);
+CREATE TABLE IF NOT EXISTS dedup (
+    key        TEXT PRIMARY KEY,
+    request_id TEXT NOT NULL,
+    until      INTEGER NOT NULL
+);
 ";
 
 /// A pending request leased for one attempt.
@@ -168,10 +173,16 @@ impl Db {
                     let result = self.insert(&batch);
                     writable.store(result.is_ok(), Ordering::Release);
                     match result {
-                        Ok(()) => {
-                            bytes.fetch_add(batch_bytes, Ordering::AcqRel);
-                            for (_, reply) in batch {
-                                let _ = reply.send(Ok(()));
+                        Ok(puts) => {
+                            let held: u64 = batch
+                                .iter()
+                                .zip(&puts)
+                                .filter(|(_, p)| **p == Put::Stored)
+                                .map(|((s, _), _)| s.size())
+                                .sum();
+                            bytes.fetch_add(held, Ordering::AcqRel);
+                            for ((_, reply), put) in batch.into_iter().zip(puts) {
+                                let _ = reply.send(Ok(put));
                             }
                         }
                         Err(e) => {
@@ -224,17 +235,38 @@ impl Db {
         }
     }
 
+    /// Inserts the batch in one transaction; a request whose dedup key is already there (within
+    /// its window, from an earlier commit or earlier in this batch) is not inserted.
     fn insert(
         &mut self,
-        batch: &[(Stored, oneshot::Sender<Result<(), StoreError>>)],
-    ) -> rusqlite::Result<()> {
+        batch: &[(Stored, oneshot::Sender<Result<Put, StoreError>>)],
+    ) -> rusqlite::Result<Vec<Put>> {
         let tx = self.conn.transaction()?;
+        let mut puts = Vec::with_capacity(batch.len());
         {
+            let mut seen =
+                tx.prepare_cached("SELECT request_id FROM dedup WHERE key = ?1 AND until > ?2")?;
+            let mut remember = tx.prepare_cached(
+                "INSERT OR REPLACE INTO dedup (key, request_id, until) VALUES (?1, ?2, ?3)",
+            )?;
             let mut insert = tx.prepare_cached(
                 "INSERT INTO requests (request_id, route, method, target, headers, body, received_at, state, next_attempt_at, size)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?7, ?8)",
             )?;
             for (s, _) in batch {
+                if let Some((key, until)) = &s.dedup {
+                    let of: Option<String> =
+                        match seen.query_row(params![key, s.received_at], |r| r.get(0)) {
+                            Ok(id) => Some(id),
+                            Err(rusqlite::Error::QueryReturnedNoRows) => None,
+                            Err(e) => return Err(e),
+                        };
+                    if let Some(of) = of {
+                        puts.push(Put::Duplicate { of });
+                        continue;
+                    }
+                    remember.execute(params![key, s.request_id, until])?;
+                }
                 insert.execute(params![
                     s.request_id,
                     s.route,
@@ -245,9 +277,11 @@ impl Db {
                     s.received_at,
                     s.size() as i64,
                 ])?;
+                puts.push(Put::Stored);
             }
         }
-        tx.commit()
+        tx.commit()?;
+        Ok(puts)
     }
 
     fn lease(&mut self, now: i64, lease_until: i64, n: usize) -> rusqlite::Result<Vec<Due>> {
@@ -270,6 +304,7 @@ impl Db {
                     headers: decode_headers(&headers),
                     body: Bytes::from(body),
                     received_at: r.get(6)?,
+                    dedup: None,
                 },
                 attempts: r.get::<_, i64>(7)?.max(0) as u32,
             })
@@ -412,6 +447,7 @@ impl Db {
             "DELETE FROM requests WHERE state = 'delivered' AND finished_at < ?1",
             [before],
         )?;
+        tx.execute("DELETE FROM dedup WHERE until < ?1", [super::now_ms()])?;
         tx.commit()?;
         Ok(freed.max(0) as u64)
     }

@@ -42,6 +42,18 @@ pub(crate) struct Stored {
     pub body: Bytes,
     /// UNIX milliseconds.
     pub received_at: i64,
+    /// SPEC §9.4: the route's dedup key of this request, and until when (UNIX ms) it counts.
+    pub dedup: Option<(String, i64)>,
+}
+
+/// What storing a request did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Put {
+    Stored,
+    /// Not stored: a request with the same dedup key was stored within the window.
+    Duplicate {
+        of: String,
+    },
 }
 
 impl Stored {
@@ -57,7 +69,7 @@ impl Stored {
 }
 
 pub(crate) enum Op {
-    Insert(Stored, oneshot::Sender<Result<(), StoreError>>),
+    Insert(Stored, oneshot::Sender<Result<Put, StoreError>>),
     /// Leases up to `n` due pending requests until `lease_until` (UNIX ms).
     Lease {
         now: i64,
@@ -129,16 +141,16 @@ impl Store {
     }
 
     /// Stores `request`; `Ok` only once it is durable (its commit's fsync returned).
-    pub(crate) async fn put(&self, request: Stored) -> Result<(), StoreError> {
+    pub(crate) async fn put(&self, request: Stored) -> Result<Put, StoreError> {
         let max = self.max_bytes.load(Ordering::Acquire);
         if self.bytes.load(Ordering::Acquire) + request.size() > max {
             return Err(StoreError::Full { max });
         }
         let (tx, rx) = oneshot::channel();
         self.send(Op::Insert(request, tx))?;
-        rx.await.map_err(|_| StoreError::Stopped)??;
+        let put = rx.await.map_err(|_| StoreError::Stopped)??;
         self.stored.notify_one();
-        Ok(())
+        Ok(put)
     }
 
     pub(crate) async fn lease(

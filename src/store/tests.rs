@@ -16,6 +16,7 @@ fn stored(id: &str, body: &[u8], at: i64) -> Stored {
         ],
         body: Bytes::copy_from_slice(body),
         received_at: at,
+        dedup: None,
     }
 }
 
@@ -159,4 +160,41 @@ fn probe_refuses_a_directory_it_cannot_write() {
     let file = dir.path().join("a-file");
     std::fs::write(&file, b"x").expect("write");
     assert!(Store::probe(&file.join("under")).is_err());
+}
+
+#[tokio::test]
+async fn a_dedup_key_stored_within_its_window_makes_a_duplicate() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = Arc::new(Store::open(&dir.path().join("s"), 1 << 20).expect("open"));
+    let keyed = |id: &str, at: i64, key: &str| Stored {
+        dedup: Some((key.to_owned(), at + 1_000)),
+        ..stored(id, b"{}", at)
+    };
+    assert_eq!(
+        store.put(keyed("a", 100, "k")).await.expect("put"),
+        Put::Stored
+    );
+    assert_eq!(
+        store.put(keyed("b", 500, "k")).await.expect("put"),
+        Put::Duplicate { of: "a".into() }
+    );
+    assert_eq!(
+        store.put(keyed("c", 500, "other")).await.expect("put"),
+        Put::Stored
+    );
+    // After the window the key is free again.
+    assert_eq!(
+        store.put(keyed("d", 1_200, "k")).await.expect("put"),
+        Put::Stored
+    );
+    // Two with one key in one batch (one commit): the second is the duplicate.
+    let (x, y) = tokio::join!(
+        store.put(keyed("x", 5_000, "z")),
+        store.put(keyed("y", 5_000, "z"))
+    );
+    let mut outcomes = [x.expect("x"), y.expect("y")];
+    outcomes.sort_by_key(|p| matches!(p, Put::Duplicate { .. }));
+    assert_eq!(outcomes[0], Put::Stored);
+    assert!(matches!(&outcomes[1], Put::Duplicate { .. }));
+    assert_eq!(store.counts().await.expect("counts").pending, 4);
 }

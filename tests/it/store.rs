@@ -528,3 +528,81 @@ async fn the_store_api_and_cli_list_retry_and_purge() {
     let (_, body) = admin_call(&gate, "GET", "/store", Some(TOKEN)).await;
     assert_eq!(body, "[]");
 }
+
+#[tokio::test]
+async fn a_duplicate_within_the_window_is_answered_but_not_stored_again() {
+    let dir = tempfile::tempdir().expect("dir");
+    let up = Upstream::start();
+    let gate = GateConfig::new(&up.url)
+        .remove("request.path_prefixes")
+        .set("store.path", dir.path().join("store").display().to_string())
+        .set_toml(
+            "routes",
+            r#"[
+  { name = "body", path_prefixes = ["/b/"], delivery = "store", dedup = "body" },
+  { name = "scan", path_prefixes = ["/s/"], delivery = "store", dedup = "/scannedDocument/scanId", dedup_window = "1h" },
+  { name = "path", path_prefixes = ["/p/"], delivery = "store", dedup = "path" },
+]"#,
+        )
+        .start()
+        .await;
+    let first = gate.post("/b/1", r#"{"x":1}"#, &[]).await;
+    let again = gate.post("/b/2", r#"{"x":1}"#, &[]).await;
+    assert_eq!((first.status.as_u16(), again.status.as_u16()), (202, 202));
+    assert_eq!(
+        again.json(),
+        serde_json::json!({"stored": true, "request_id": again.request_id(), "duplicate_of": first.request_id()})
+    );
+    gate.expect_metric(
+        "hookgate_requests_total",
+        &[
+            ("route", "body"),
+            ("outcome", "stored"),
+            ("reason", "duplicate"),
+        ],
+        1.0,
+    )
+    .await;
+    // The pointer: the same scanId is a duplicate, another one or none is stored.
+    let scan = |id: &str| format!(r#"{{"scannedDocument":{{"scanId":"{id}"}}}}"#);
+    assert_eq!(gate.post("/s/a", scan("42"), &[]).await.status, 202);
+    assert!(gate
+        .post("/s/b", scan("42"), &[])
+        .await
+        .json()
+        .get("duplicate_of")
+        .is_some());
+    assert!(gate
+        .post("/s/c", scan("43"), &[])
+        .await
+        .json()
+        .get("duplicate_of")
+        .is_none());
+    assert!(gate
+        .post("/s/d", "{}", &[])
+        .await
+        .json()
+        .get("duplicate_of")
+        .is_none());
+    assert!(gate
+        .post("/s/e", "{}", &[])
+        .await
+        .json()
+        .get("duplicate_of")
+        .is_none());
+    // The path, normalized: another spelling of it is the same key.
+    assert_eq!(gate.post("/p/x", "{}", &[]).await.status, 202);
+    assert!(gate
+        .post("/P//x", "{}", &[])
+        .await
+        .json()
+        .get("duplicate_of")
+        .is_some());
+    // What was stored is delivered once each: body 1, scan 42, 43, two without it, path 1.
+    wait_for("six deliveries", Duration::from_secs(10), || {
+        up.requests().len() >= 6
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(up.requests().len(), 6);
+}

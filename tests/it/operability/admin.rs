@@ -11,7 +11,7 @@ use crate::support::*;
 const OUTCOMES: [&str; 4] = ["forwarded", "denied", "error", "stored"];
 
 /// Every `(outcome, reason)` pair SPEC §5 says can occur.
-const REQUEST_PAIRS: [(&str, &str); 13] = [
+const REQUEST_PAIRS: [(&str, &str); 14] = [
     ("forwarded", "ok"),
     ("denied", "method"),
     ("denied", "path"),
@@ -24,6 +24,7 @@ const REQUEST_PAIRS: [(&str, &str); 13] = [
     ("error", "upstream_timeout"),
     ("error", "shutdown"),
     ("stored", "ok"),
+    ("stored", "duplicate"),
     ("error", "store_unavailable"),
 ];
 
