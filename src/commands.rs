@@ -25,12 +25,10 @@ pub struct LogOverrides {
 
 /// `hookgate check`: builds everything `run` would and prints what is enforced.
 pub fn check(path: &Path) -> ExitCode {
-    let loaded = load(path, &Arc::new(Metrics::new(crate::VERSION))).and_then(|snapshot| {
+    let loaded = load(path, &Arc::new(Metrics::new(crate::VERSION))).and_then(|mut snapshot| {
         // SPEC §9.8: the store must open (here: the directory is writable, the database answers).
-        if let Some(s) = &snapshot.config.store {
-            if let Err(e) = crate::store::Store::probe(&s.path) {
-                return Err(snapshot.config.error("store.path", e.to_string()));
-            }
+        if let Some(warning) = probe_store(&snapshot.config)? {
+            snapshot.warnings.push(warning);
         }
         Ok(snapshot)
     });
@@ -45,6 +43,31 @@ pub fn check(path: &Path) -> ExitCode {
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(1)
+        }
+    }
+}
+
+/// How long `check` waits for the database of `store.url` to answer.
+const STORE_PROBE_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `check`'s store probe; returns a warning for a `store.url` written inline.
+fn probe_store(config: &Config) -> Result<Option<String>, crate::config::ConfigError> {
+    use crate::config::StoreBackend;
+    use crate::store::Store;
+    match config.store.as_ref().map(|s| &s.path) {
+        None => Ok(None),
+        Some(StoreBackend::Path(dir)) => Store::probe(dir)
+            .map(|()| None)
+            .map_err(|e| config.error("store.path", e.to_string())),
+        Some(StoreBackend::Url(source)) => {
+            let url = source
+                .resolve(&config.dir)
+                .map_err(|e| config.error("store.url", e.to_string()))?;
+            Store::probe_url(&url, &config.dir, STORE_PROBE_LIMIT)
+                .map_err(|e| config.error("store.url", e.to_string()))?;
+            Ok(source.is_inline().then(|| {
+                "store.url is written inline in the config file; prefer { env = \"NAME\" } or { file = \"PATH\" }".to_owned()
+            }))
         }
     }
 }
@@ -180,10 +203,7 @@ pub(crate) async fn start(
         .unwrap_or_default();
     let max_buffered = snapshot.config.request.max_buffered;
     let store = match &snapshot.config.store {
-        Some(s) => Some(Arc::new(
-            crate::store::Store::open(&s.path, s.max_bytes)
-                .map_err(|e| format!("{e} (store.path)"))?,
-        )),
+        Some(s) => Some(Arc::new(open_store(s, &snapshot.config.dir).await?)),
         None => None,
     };
     let gate = Arc::new(Gate {
@@ -221,6 +241,26 @@ pub(crate) async fn start(
     })
 }
 
+/// Opens `store.path` or connects to `store.url` (resolved now: a secret is read at start).
+async fn open_store(
+    s: &crate::config::StoreConfig,
+    dir: &Path,
+) -> Result<crate::store::Store, String> {
+    use crate::config::StoreBackend;
+    use crate::store::Store;
+    match &s.path {
+        StoreBackend::Path(path) => {
+            Store::open(path, s.max_bytes).map_err(|e| format!("{e} (store.path)"))
+        }
+        StoreBackend::Url(source) => {
+            let url = source.resolve(dir).map_err(|e| format!("store.url: {e}"))?;
+            Store::open_url(&url, dir, s.max_bytes)
+                .await
+                .map_err(|e| format!("{e} (store.url)"))
+        }
+    }
+}
+
 fn spawn_signal_handler(gate: Arc<Gate>, shutdown: watch::Sender<bool>) {
     use tokio::signal::unix::{signal, SignalKind};
     tokio::spawn(async move {
@@ -251,8 +291,8 @@ pub fn store(config: &Path, action: StoreAction) -> ExitCode {
 }
 
 /// `hookgate demo`: see [`crate::demo`].
-pub fn demo(config: Option<PathBuf>, log: &LogOverrides) -> ExitCode {
-    crate::demo::run(config, log)
+pub fn demo(config: Option<PathBuf>, store: bool, log: &LogOverrides) -> ExitCode {
+    crate::demo::run(config, store, log)
 }
 
 /// `hookgate thumbprint FILE...`: one line per certificate.

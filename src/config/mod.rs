@@ -169,11 +169,39 @@ pub(crate) enum Dedup {
     Pointer(String),
 }
 
+/// Where the store lives: exactly one of `store.path` and `store.url` (SPEC §9, §9.5).
+#[derive(Debug, Clone)]
+pub(crate) enum StoreBackend {
+    /// The embedded store's directory (resolved against the config's directory).
+    Path(PathBuf),
+    /// PostgreSQL shared by every replica: a secret (`postgres://user:pass@host:port/db?...`),
+    /// resolved when the store is opened or probed, never logged.
+    Url(SecretSource),
+}
+
+/// Same key, same source: a change of either waits for a restart (SPEC §9.8). Compares where a
+/// secret comes from (an env name, a file path), not its value.
+impl PartialEq for StoreBackend {
+    fn eq(&self, other: &StoreBackend) -> bool {
+        match (self, other) {
+            (StoreBackend::Path(a), StoreBackend::Path(b)) => a == b,
+            (StoreBackend::Url(a), StoreBackend::Url(b)) => match (a, b) {
+                (SecretSource::Inline(a), SecretSource::Inline(b)) => a == b,
+                (SecretSource::Env { env: a }, SecretSource::Env { env: b }) => a == b,
+                (SecretSource::File { file: a }, SecretSource::File { file: b }) => a == b,
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+}
+
 /// `[store]` (SPEC §9), validated.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct StoreConfig {
-    /// The embedded store's directory (resolved against the config's directory).
-    pub path: PathBuf,
+    /// `store.path` or `store.url`. Named `path` because the reload compares `store.path` under
+    /// this name to log a change that waits for a restart; it covers both keys.
+    pub path: StoreBackend,
     pub max_bytes: u64,
     pub concurrency: usize,
     pub attempt_timeout: Duration,

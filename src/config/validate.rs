@@ -186,17 +186,23 @@ pub(super) fn default_route(cfg: &Config, path_prefixes: Vec<String>) -> RouteCo
     }
 }
 
-/// `[store]`: the embedded store only (PostgreSQL replicas, `url`, are not in this version).
+/// `[store]`: exactly one of `path` (the embedded store) and `url` (PostgreSQL, SPEC §9.5).
 pub(super) fn store(cfg: &Config, raw: file::Store) -> Result<super::StoreConfig, ConfigError> {
-    if raw.url.is_some() {
-        return Err(cfg.error(
-            "store.url",
-            "PostgreSQL replicas (SPEC §9.5) are not implemented in this version of hookgate; use store.path",
-        ));
-    }
-    if raw.path.as_os_str().is_empty() {
-        return Err(cfg.error("store.path", "set the directory of the embedded store"));
-    }
+    let backend =
+        match (raw.path.as_os_str().is_empty(), raw.url) {
+            (false, None) => super::StoreBackend::Path(cfg.resolve_path(&raw.path)),
+            (true, Some(url)) => super::StoreBackend::Url(url),
+            (false, Some(_)) => return Err(cfg.error(
+                "store.url",
+                "set either store.path (the embedded store) or store.url (PostgreSQL), not both",
+            )),
+            (true, None) => {
+                return Err(cfg.error(
+                    "store.path",
+                    "set the directory of the embedded store (or store.url for PostgreSQL)",
+                ))
+            }
+        };
     if raw.concurrency == 0 {
         return Err(cfg.error("store.concurrency", "must be at least 1"));
     }
@@ -217,7 +223,7 @@ pub(super) fn store(cfg: &Config, raw: file::Store) -> Result<super::StoreConfig
         return Err(cfg.error("store.retry_max", "must be at least store.retry_initial"));
     }
     Ok(super::StoreConfig {
-        path: cfg.resolve_path(&raw.path),
+        path: backend,
         max_bytes: raw.max_bytes.0,
         concurrency: raw.concurrency,
         attempt_timeout: raw.attempt_timeout.0,
@@ -522,4 +528,62 @@ fn without_query(url: &str) -> String {
 
 fn non_empty(p: PathBuf) -> Option<PathBuf> {
     (!p.as_os_str().is_empty()).then_some(p)
+}
+
+#[cfg(test)]
+mod store_tests {
+    use std::path::Path;
+
+    use crate::config::{Config, StoreBackend};
+    use crate::secret::SecretSource;
+
+    const MINIMAL: &str = r#"
+[tls]
+cert = "server.pem"
+key = "server.key"
+
+[thumbprints]
+allow = ["d052677b39ea11445de153d0a88faf9a914af1cf26cfa2393fe57688e6d8d46f"]
+"#;
+
+    fn store(section: &str) -> Result<StoreBackend, String> {
+        Config::parse(
+            Path::new("/etc/hookgate/proxy.toml"),
+            format!("{MINIMAL}\n[store]\n{section}\n"),
+        )
+        .map(|c| c.store.expect("[store]").path)
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn store_takes_exactly_one_of_path_and_url() {
+        assert_eq!(
+            store(r#"path = "store""#),
+            Ok(StoreBackend::Path("/etc/hookgate/store".into()))
+        );
+        assert_eq!(
+            store(r#"url = { env = "HOOKGATE_STORE_URL" }"#),
+            Ok(StoreBackend::Url(SecretSource::Env {
+                env: "HOOKGATE_STORE_URL".into()
+            }))
+        );
+        let both = store("path = \"s\"\nurl = { env = \"U\" }").expect_err("both");
+        assert!(
+            both.contains("store.url") && both.contains("not both"),
+            "{both}"
+        );
+        let none = store("max_bytes = 10").expect_err("neither");
+        assert!(
+            none.contains("store.path") && none.contains("store.url"),
+            "{none}"
+        );
+    }
+
+    #[test]
+    fn a_changed_url_source_is_a_changed_store() {
+        let env = |n: &str| StoreBackend::Url(SecretSource::Env { env: n.into() });
+        assert_eq!(env("A"), env("A"));
+        assert_ne!(env("A"), env("B"));
+        assert_ne!(env("A"), StoreBackend::Path("A".into()));
+    }
 }

@@ -487,7 +487,7 @@ pub(super) fn probe(dir: &Path) -> Result<(), String> {
 }
 
 /// Headers as `u16 name length, name, u32 value length, value`, repeated.
-fn encode_headers(headers: &[(String, Bytes)]) -> Vec<u8> {
+pub(super) fn encode_headers(headers: &[(String, Bytes)]) -> Vec<u8> {
     let mut out = Vec::with_capacity(headers.iter().map(|(k, v)| k.len() + v.len() + 6).sum());
     for (name, value) in headers {
         out.extend_from_slice(&(name.len() as u16).to_be_bytes());

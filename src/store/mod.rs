@@ -3,8 +3,10 @@
 //! runs every operation; consecutive writes share one transaction and so one fsync (group
 //! commit), and a request is acknowledged only after the commit that holds it returned.
 //! A crash never makes a partial request deliverable: a row exists whole or not at all.
+//! With `store.url` the same API runs on PostgreSQL shared by replicas instead ([`pg`]).
 
 mod db;
+mod pg;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -13,6 +15,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::oneshot;
+
+use crate::secret::Secret;
 
 pub(crate) use db::{Changed, Counts, Due, Finish, ListQuery, Listed};
 
@@ -87,11 +91,22 @@ pub(crate) enum Op {
     Delete(String, oneshot::Sender<Result<Changed, StoreError>>),
 }
 
-/// The store: a handle to its thread. Cheap to share behind an `Arc`.
+/// Which database a [`Store`] runs on.
+enum Backend {
+    /// The embedded store: operations go to its thread.
+    Sqlite(mpsc::Sender<Op>),
+    /// PostgreSQL shared by replicas (SPEC §9.5).
+    Postgres(pg::Pg),
+}
+
+/// The store: a handle to the embedded store's thread, or to PostgreSQL. Cheap to share
+/// behind an `Arc`.
 pub(crate) struct Store {
-    ops: mpsc::Sender<Op>,
+    backend: Backend,
     max_bytes: AtomicU64,
-    /// Bytes held by stored requests, kept by the store thread.
+    /// Bytes held by stored requests: kept by the store thread (SQLite), or an estimate of this
+    /// process's view refreshed from `SUM(size)` on every [`Store::counts`] (PostgreSQL, where
+    /// other replicas store too).
     bytes: Arc<AtomicU64>,
     /// False after a failed write, true after a good one (`/readyz`).
     writable: Arc<AtomicBool>,
@@ -119,10 +134,36 @@ impl Store {
                 detail: e.to_string(),
             })?;
         Ok(Store {
-            ops,
+            backend: Backend::Sqlite(ops),
             max_bytes: AtomicU64::new(max_bytes),
             bytes,
             writable,
+            stored: tokio::sync::Notify::new(),
+        })
+    }
+
+    /// Connects to PostgreSQL at `url` (the resolved `store.url`; relative `sslrootcert`
+    /// paths are taken from `base`) and creates the tables when missing. Other processes'
+    /// leases are left alone: they may be alive.
+    pub(crate) async fn open_url(
+        url: &Secret,
+        base: &Path,
+        max_bytes: u64,
+    ) -> Result<Store, StoreError> {
+        let target = pg::url::parse(url.expose(), base).map_err(|detail| StoreError::Open {
+            path: "store.url".to_owned(),
+            detail,
+        })?;
+        let name = target.loggable().to_owned();
+        let (pg, held) = pg::Pg::open(target)
+            .await
+            .map_err(|detail| StoreError::Open { path: name, detail })?;
+        tracing::info!(store = pg.loggable(), "store opened on PostgreSQL");
+        Ok(Store {
+            backend: Backend::Postgres(pg),
+            max_bytes: AtomicU64::new(max_bytes),
+            bytes: Arc::new(AtomicU64::new(held)),
+            writable: Arc::new(AtomicBool::new(true)),
             stored: tokio::sync::Notify::new(),
         })
     }
@@ -135,20 +176,51 @@ impl Store {
         })
     }
 
+    /// What `check` verifies for `store.url`: the database answers `SELECT 1` within `within`.
+    /// Runs its own small runtime (`check` has none).
+    pub(crate) fn probe_url(url: &Secret, base: &Path, within: Duration) -> Result<(), StoreError> {
+        let open = |detail| StoreError::Open {
+            path: "store.url".to_owned(),
+            detail,
+        };
+        let target = pg::url::parse(url.expose(), base).map_err(open)?;
+        let name = target.loggable().to_owned();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| open(e.to_string()))?;
+        runtime
+            .block_on(pg::Pg::probe(target, within))
+            .map_err(|detail| StoreError::Open { path: name, detail })
+    }
+
     /// Follows a reloaded `store.max_bytes`.
     pub(crate) fn set_max_bytes(&self, max: u64) {
         self.max_bytes.store(max, Ordering::Release);
     }
 
-    /// Stores `request`; `Ok` only once it is durable (its commit's fsync returned).
+    /// Stores `request`; `Ok` only once it is durable (its commit's fsync returned, or its
+    /// PostgreSQL COMMIT).
     pub(crate) async fn put(&self, request: Stored) -> Result<Put, StoreError> {
         let max = self.max_bytes.load(Ordering::Acquire);
-        if self.bytes.load(Ordering::Acquire) + request.size() > max {
+        let size = request.size();
+        if self.bytes.load(Ordering::Acquire) + size > max {
             return Err(StoreError::Full { max });
         }
-        let (tx, rx) = oneshot::channel();
-        self.send(Op::Insert(request, tx))?;
-        let put = rx.await.map_err(|_| StoreError::Stopped)??;
+        let put = match &self.backend {
+            Backend::Sqlite(ops) => {
+                let (tx, rx) = oneshot::channel();
+                send(ops, Op::Insert(request, tx))?;
+                rx.await.map_err(|_| StoreError::Stopped)??
+            }
+            Backend::Postgres(pg) => {
+                let put = self.track(pg.put(&request).await)?;
+                if put == Put::Stored {
+                    self.bytes.fetch_add(size, Ordering::AcqRel);
+                }
+                put
+            }
+        };
         self.stored.notify_one();
         Ok(put)
     }
@@ -159,41 +231,59 @@ impl Store {
         lease: Duration,
         n: usize,
     ) -> Result<Vec<Due>, StoreError> {
-        let (reply, rx) = oneshot::channel();
         let lease_until = now + lease.as_millis() as i64;
-        self.send(Op::Lease {
-            now,
-            lease_until,
-            n,
-            reply,
-        })?;
-        rx.await.map_err(|_| StoreError::Stopped)?
+        match &self.backend {
+            Backend::Sqlite(ops) => {
+                let (reply, rx) = oneshot::channel();
+                send(
+                    ops,
+                    Op::Lease {
+                        now,
+                        lease_until,
+                        n,
+                        reply,
+                    },
+                )?;
+                rx.await.map_err(|_| StoreError::Stopped)?
+            }
+            // A lease is a write: the poll of the delivery loop keeps `/readyz` current
+            // while the database is away and after it came back.
+            Backend::Postgres(pg) => self.track(pg.lease(now, lease_until, n).await),
+        }
     }
 
     pub(crate) async fn finish(&self, finish: Finish) -> Result<(), StoreError> {
-        let (tx, rx) = oneshot::channel();
-        self.send(Op::Finish(finish, tx))?;
-        rx.await.map_err(|_| StoreError::Stopped)?
+        match &self.backend {
+            Backend::Sqlite(ops) => ask(ops, |tx| Op::Finish(finish, tx)).await,
+            Backend::Postgres(pg) => self.track(pg.finish(&finish).await),
+        }
     }
 
     pub(crate) async fn counts(&self) -> Result<Counts, StoreError> {
-        let (tx, rx) = oneshot::channel();
-        self.send(Op::Counts(tx))?;
-        rx.await.map_err(|_| StoreError::Stopped)?
+        match &self.backend {
+            Backend::Sqlite(ops) => ask(ops, Op::Counts).await,
+            Backend::Postgres(pg) => {
+                let c = pg.counts().await?;
+                self.bytes.store(c.bytes, Ordering::Release);
+                Ok(c)
+            }
+        }
     }
 
     /// SPEC §9.6: stored requests, newest first.
     pub(crate) async fn list(&self, query: ListQuery) -> Result<Vec<Listed>, StoreError> {
-        let (tx, rx) = oneshot::channel();
-        self.send(Op::List(query, tx))?;
-        rx.await.map_err(|_| StoreError::Stopped)?
+        match &self.backend {
+            Backend::Sqlite(ops) => ask(ops, |tx| Op::List(query, tx)).await,
+            Backend::Postgres(pg) => pg.list(&query).await,
+        }
     }
 
     /// A dead or delivered request becomes pending again, due now.
     pub(crate) async fn retry(&self, id: &str) -> Result<Changed, StoreError> {
-        let (tx, rx) = oneshot::channel();
-        self.send(Op::Retry(id.to_owned(), now_ms(), tx))?;
-        let changed = rx.await.map_err(|_| StoreError::Stopped)??;
+        let changed = match &self.backend {
+            Backend::Sqlite(ops) => ask(ops, |tx| Op::Retry(id.to_owned(), now_ms(), tx)).await?,
+            Backend::Postgres(pg) => pg.retry(id, now_ms()).await?,
+        };
         if changed == Changed::Done {
             self.stored.notify_one();
         }
@@ -201,13 +291,32 @@ impl Store {
     }
 
     pub(crate) async fn delete(&self, id: &str) -> Result<Changed, StoreError> {
-        let (tx, rx) = oneshot::channel();
-        self.send(Op::Delete(id.to_owned(), tx))?;
-        rx.await.map_err(|_| StoreError::Stopped)?
+        match &self.backend {
+            Backend::Sqlite(ops) => ask(ops, |tx| Op::Delete(id.to_owned(), tx)).await,
+            Backend::Postgres(pg) => {
+                let (changed, freed) = pg.delete(id).await?;
+                release(&self.bytes, freed);
+                Ok(changed)
+            }
+        }
     }
 
+    /// Removes delivered requests finished before `before` (in the background).
     pub(crate) fn expire(&self, before: i64) {
-        let _ = self.ops.send(Op::Expire(before));
+        match &self.backend {
+            Backend::Sqlite(ops) => {
+                let _ = ops.send(Op::Expire(before));
+            }
+            Backend::Postgres(pg) => {
+                let (pg, bytes) = (pg.clone(), self.bytes.clone());
+                tokio::spawn(async move {
+                    match pg.expire(before).await {
+                        Ok(freed) => release(&bytes, freed),
+                        Err(e) => tracing::warn!(error = %e, "removing delivered requests failed"),
+                    }
+                });
+            }
+        }
     }
 
     /// `Some(why)` while the last write failed (`/readyz`).
@@ -216,9 +325,37 @@ impl Store {
             .then(|| "the store cannot be written (see the log)".to_owned())
     }
 
-    fn send(&self, op: Op) -> Result<(), StoreError> {
-        self.ops.send(op).map_err(|_| StoreError::Stopped)
+    /// Records whether a PostgreSQL write worked (`/readyz`); logs a failure.
+    fn track<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        let ok = result.is_ok();
+        if self.writable.swap(ok, Ordering::AcqRel) != ok {
+            match &result {
+                Ok(_) => tracing::info!("the store can be written again"),
+                Err(e) => tracing::error!(error = %e, "store write failed"),
+            }
+        }
+        result
     }
+}
+
+fn send(ops: &mpsc::Sender<Op>, op: Op) -> Result<(), StoreError> {
+    ops.send(op).map_err(|_| StoreError::Stopped)
+}
+
+/// Sends the operation `make` builds to the store thread and waits for its answer.
+async fn ask<T>(
+    ops: &mpsc::Sender<Op>,
+    make: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Op,
+) -> Result<T, StoreError> {
+    let (tx, rx) = oneshot::channel();
+    send(ops, make(tx))?;
+    rx.await.map_err(|_| StoreError::Stopped)?
+}
+
+fn release(bytes: &AtomicU64, freed: u64) {
+    let _ = bytes.fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
+        Some(b.saturating_sub(freed))
+    });
 }
 
 /// UNIX milliseconds now.

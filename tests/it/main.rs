@@ -15,3 +15,4 @@ mod rotation;
 mod routes;
 mod soak;
 mod store;
+mod store_pg;

@@ -39,6 +39,7 @@ pub mod client;
 pub mod hookgate;
 pub mod list_server;
 pub mod pki;
+pub mod postgres;
 pub mod proxy;
 pub mod tools;
 pub mod unready;
