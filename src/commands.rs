@@ -291,8 +291,8 @@ pub fn store(config: &Path, action: StoreAction) -> ExitCode {
 }
 
 /// `hookgate demo`: see [`crate::demo`].
-pub fn demo(config: Option<PathBuf>, log: &LogOverrides) -> ExitCode {
-    crate::demo::run(config, log)
+pub fn demo(config: Option<PathBuf>, store: bool, log: &LogOverrides) -> ExitCode {
+    crate::demo::run(config, store, log)
 }
 
 /// `hookgate thumbprint FILE...`: one line per certificate.

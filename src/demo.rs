@@ -23,8 +23,28 @@ const DEMO_PAYLOAD: &str = "demo-developer-payload";
 /// 32 bytes of base64, public: the demo's signing key.
 const DEMO_SIGNING_KEY: &str = "ZGVtby1zaWduaW5nLWtleS1kby1ub3QtdXNlLWluLXByb2Q=";
 
-pub(crate) fn run(config: Option<PathBuf>, log: &LogOverrides) -> ExitCode {
+/// `store`: the demo with one durable route (SPEC §9) in a temporary store, and an echo upstream
+/// that refuses each request's first two attempts, so a newcomer sees a webhook accepted (202)
+/// while the app fails, then delivered on a retry.
+pub(crate) fn run(config: Option<PathBuf>, store: bool, log: &LogOverrides) -> ExitCode {
     let path = config.unwrap_or_else(|| PathBuf::from("proxy.toml.example"));
+    // The curl line names the certificates next to the config the user gave.
+    let certs_of = path.clone();
+    let _store_dir;
+    let path = if store {
+        match store_config(&path) {
+            Ok((dir, p)) => {
+                _store_dir = dir;
+                p
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    } else {
+        path
+    };
     for (var, value) in [
         ("HOOKGATE_HEADER_SECRET", DEMO_HEADER_SECRET),
         ("HOOKGATE_DEVELOPER_PAYLOAD", DEMO_PAYLOAD),
@@ -86,8 +106,8 @@ pub(crate) fn run(config: Option<PathBuf>, log: &LogOverrides) -> ExitCode {
                 .ok()?;
             IdentitySigner::new(&key, &id).ok()
         });
-        tokio::spawn(echo_upstream(upstream, signer));
-        let curl = curl_line(&snapshot, &path);
+        tokio::spawn(echo_upstream(upstream, signer, store));
+        let curl = curl_line(&snapshot, &certs_of);
         match start(snapshot, metrics, path.clone()).await {
             Ok(running) => {
                 println!(
@@ -153,7 +173,7 @@ fn header_case(name: &str) -> String {
         .join("-")
 }
 
-async fn echo_upstream(listener: TcpListener, signer: Option<IdentitySigner>) {
+async fn echo_upstream(listener: TcpListener, signer: Option<IdentitySigner>, refuse_twice: bool) {
     let signer = std::sync::Arc::new(signer);
     loop {
         let Ok((stream, _)) = listener.accept().await else {
@@ -163,7 +183,23 @@ async fn echo_upstream(listener: TcpListener, signer: Option<IdentitySigner>) {
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
                 let signer = signer.clone();
-                async move { Ok::<_, Infallible>(echo(req, signer.as_ref().as_ref()).await) }
+                async move {
+                    let attempt = req
+                        .headers()
+                        .get("hookgate-attempt")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse::<u32>().ok());
+                    let resp = echo(req, signer.as_ref().as_ref()).await;
+                    Ok::<_, Infallible>(match attempt {
+                        Some(n) if refuse_twice && n < 3 => {
+                            println!("    echo upstream: answering 503 to attempt {n}, to show the retries");
+                            let mut r = Response::new(Full::new(Bytes::from_static(b"{}")));
+                            *r.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+                            r
+                        }
+                        _ => resp,
+                    })
+                }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -216,6 +252,71 @@ async fn echo(req: Request<Incoming>, signer: Option<&IdentitySigner>) -> Respon
     Response::new(Full::new(Bytes::from_static(b"{\"received\":true}\n")))
 }
 
+/// The demo config with every route durable: `[store]` in a temporary directory and one
+/// `[[routes]]` over `/` with `delivery = "store"`; relative paths made absolute, as the file
+/// is written elsewhere.
+fn store_config(example: &Path) -> Result<(tempfile_dir::Dir, PathBuf), String> {
+    let text = std::fs::read_to_string(example)
+        .map_err(|e| format!("cannot read {}: {e}", example.display()))?;
+    let base = std::fs::canonicalize(
+        example
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new(".")),
+    )
+    .map_err(|e| e.to_string())?;
+    let dir = tempfile_dir::Dir::new()?;
+    let mut out = String::new();
+    for line in text.lines() {
+        // With [[routes]], [request] and [developer_payload] keep no path_prefixes (SPEC §8).
+        if line.trim_start().starts_with("path_prefixes") {
+            continue;
+        }
+        out.push_str(&line.replace("= \"certs/", &format!("= \"{}/certs/", base.display())));
+        out.push('\n');
+    }
+    out.push_str(&format!(
+        "\n[store]\npath = \"{}\"\nretry_initial = \"2s\"\n\n[[routes]]\nname = \"demo\"\npath_prefixes = [\"/\"]\ndelivery = \"store\"\n",
+        dir.path().join("store").display()
+    ));
+    let path = dir.path().join("proxy.toml");
+    std::fs::write(&path, out).map_err(|e| e.to_string())?;
+    println!(
+        "hookgate demo --store: every route stores first (store in {}); the echo upstream refuses \
+         each webhook's first two attempts, so watch it be accepted (202) and delivered on the third.",
+        dir.path().display()
+    );
+    Ok((dir, path))
+}
+
+/// A directory under the system's temporary directory, removed when dropped.
+mod tempfile_dir {
+    pub(crate) struct Dir(std::path::PathBuf);
+
+    impl Dir {
+        pub(crate) fn new() -> Result<Dir, String> {
+            let mut raw = [0u8; 8];
+            let _ = aws_lc_rs::rand::fill(&mut raw);
+            let p = std::env::temp_dir().join(format!(
+                "hookgate-demo-{}",
+                crate::allowlist::thumbprint::hex(&raw)
+            ));
+            std::fs::create_dir(&p).map_err(|e| format!("cannot create {}: {e}", p.display()))?;
+            Ok(Dir(p))
+        }
+
+        pub(crate) fn path(&self) -> &std::path::Path {
+            &self.0
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
 /// Recomputes the signature from what arrived (same key, same `created`) and compares.
 fn verify(signer: &IdentitySigner, parts: &http::request::Parts) -> bool {
     let h = |n: &str| {
@@ -246,7 +347,10 @@ fn verify(signer: &IdentitySigner, parts: &http::request::Parts) -> bool {
             forwarded: h("forwarded"),
             forwarded_proto: h("x-forwarded-proto"),
             request_id: h("x-request-id"),
-            stored: None,
+            stored: parts
+                .headers
+                .get("hookgate-attempt")
+                .map(|attempt| (attempt.as_bytes(), h("hookgate-received-at"))),
         },
         created,
     );

@@ -40,6 +40,9 @@ enum Command {
     Demo {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+        /// Store every webhook first (durable delivery); the echo upstream refuses twice
+        #[arg(long)]
+        store: bool,
     },
     /// Inspect and replay the durable store through the config's admin listener (admin.token)
     Store {
@@ -87,7 +90,7 @@ fn main() -> ExitCode {
         Command::Run { config } => commands::run(&config, &log),
         Command::Check { config } => commands::check(&config),
         Command::Thumbprint { files } => commands::thumbprint(&files),
-        Command::Demo { config } => commands::demo(config, &log),
+        Command::Demo { config, store } => commands::demo(config, store, &log),
         Command::Store { config, action } => {
             let action = match action {
                 StoreCommand::List { state, route } => commands::StoreAction::List { state, route },

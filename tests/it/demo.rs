@@ -20,11 +20,30 @@ impl Drop for Demo {
     }
 }
 
+/// Both demos use the example's fixed ports: one at a time.
+static FIXED_PORTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn the_curl_line_printed_by_demo_delivers_a_verified_signed_webhook() {
+    demo(false);
+}
+
+/// `hookgate demo --store`: the same curl line gets 202 `stored`, the echo upstream refuses the
+/// first two attempts, and the third delivers; every attempt's signature verifies.
+#[test]
+fn demo_store_accepts_while_the_app_fails_and_delivers_on_a_retry() {
+    demo(true);
+}
+
+fn demo(store: bool) {
+    let _ports = FIXED_PORTS.lock().unwrap_or_else(|e| e.into_inner());
     require_tool("curl", "apt-get install -y curl");
+    let mut args = vec!["demo"];
+    if store {
+        args.push("--store");
+    }
     let mut child = Command::new(env!("CARGO_BIN_EXE_hookgate"))
-        .arg("demo")
+        .args(&args)
         .current_dir(repo_root())
         .env_remove("HOOKGATE_HEADER_SECRET")
         .env_remove("HOOKGATE_DEVELOPER_PAYLOAD")
@@ -88,18 +107,42 @@ fn the_curl_line_printed_by_demo_delivers_a_verified_signed_webhook() {
         .output()
         .expect("sh runs curl");
     let body = String::from_utf8_lossy(&out.stdout);
+    let answer = if store {
+        "\"stored\":true"
+    } else {
+        "\"received\":true"
+    };
     assert!(
-        out.status.success() && body.contains("\"received\":true"),
+        out.status.success() && body.contains(answer),
         "curl failed: status {:?}, stdout {body}, stderr {}",
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
 
+    let attempts = if store { 3 } else { 1 };
     wait_for(
         &mut seen,
-        &|s| s.iter().any(|l| l.trim_start().starts_with("body: ")),
-        "the echo upstream's verdict",
+        &|s| {
+            s.iter()
+                .filter(|l| l.trim_start().starts_with("body: "))
+                .count()
+                >= attempts
+        },
+        "the echo upstream's verdicts",
     );
+    if store {
+        for verdict in seen.iter().filter(|l| l.trim_start().starts_with("body: ")) {
+            assert!(verdict.contains("signature: verified"), "{verdict}");
+        }
+        assert_eq!(
+            seen.iter()
+                .filter(|l| l.contains("answering 503 to attempt"))
+                .count(),
+            2,
+            "{}",
+            seen.join("\n")
+        );
+    }
     let verdict = seen
         .iter()
         .find(|l| l.trim_start().starts_with("body: "))
