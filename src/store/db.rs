@@ -126,10 +126,12 @@ impl Db {
             |_| "another hookgate process uses this store (one process per store.path)".to_owned(),
         )?;
         let conn = Connection::open(dir.join("store.db")).map_err(|e| e.to_string())?;
-        // WAL + FULL: a commit returns once the WAL is fsync'd; a torn write is rolled back
-        // when the database is next opened, so a row exists whole or not at all.
+        // WAL: a torn write is rolled back when the database is next opened, so a row exists
+        // whole or not at all. Inserts commit with synchronous = FULL (the WAL is fsync'd before
+        // the 202); the rest (leases, attempt results, clean-up) with NORMAL: losing one of those
+        // in a power cut only means a request is delivered again, which at-least-once allows.
         conn.pragma_update(None, "journal_mode", "WAL")
-            .and_then(|()| conn.pragma_update(None, "synchronous", "FULL"))
+            .and_then(|()| conn.pragma_update(None, "synchronous", "NORMAL"))
             .and_then(|()| conn.execute_batch(SCHEMA))
             // Leases of an earlier run are void: this process alone owns the store now.
             .and_then(|()| {
@@ -238,6 +240,18 @@ impl Db {
     /// Inserts the batch in one transaction; a request whose dedup key is already there (within
     /// its window, from an earlier commit or earlier in this batch) is not inserted.
     fn insert(
+        &mut self,
+        batch: &[(Stored, oneshot::Sender<Result<Put, StoreError>>)],
+    ) -> rusqlite::Result<Vec<Put>> {
+        // Only this commit must be durable before its answer (the 202): FULL fsyncs the WAL, and
+        // with it every earlier relaxed commit, which WAL keeps in order.
+        self.conn.pragma_update(None, "synchronous", "FULL")?;
+        let puts = self.insert_batch(batch);
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        puts
+    }
+
+    fn insert_batch(
         &mut self,
         batch: &[(Stored, oneshot::Sender<Result<Put, StoreError>>)],
     ) -> rusqlite::Result<Vec<Put>> {
