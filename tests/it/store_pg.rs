@@ -385,3 +385,64 @@ async fn check_verifies_that_the_database_answers_and_never_prints_the_password(
     );
     assert!(!out.stderr.contains(PASSWORD), "{}", out.stderr);
 }
+
+/// Not a check, a measurement (`cargo test --test it put_latency -- --ignored --nocapture`):
+/// 8 clients on keep-alive connections, 150 store requests each, on PostgreSQL and on the
+/// embedded store for comparison; prints p50/p99 and requests per second.
+#[tokio::test]
+#[ignore]
+async fn put_latency_on_postgres_and_sqlite() {
+    let pg = Postgres::start();
+    let up = Upstream::start();
+    let dir = tempfile::tempdir().expect("dir");
+    let on_pg = pg_gate(&up.url, &pg).start().await;
+    measure("postgres", &on_pg).await;
+    drop(on_pg);
+    let on_sqlite = pg_gate(&up.url, &pg)
+        .remove("store.url")
+        .set("store.path", dir.path().join("s").display().to_string())
+        .start()
+        .await;
+    measure("sqlite", &on_sqlite).await;
+}
+
+async fn measure(name: &str, gate: &Gate) {
+    let started = Instant::now();
+    let clients: Vec<_> = (0..8)
+        .map(|c| {
+            let (tls, addr) = (gate.client(), gate.addr);
+            tokio::spawn(async move {
+                let mut h1 = client::H1::over(tls.connect(addr).await.expect("tls")).await;
+                let mut took = Vec::new();
+                for i in 0..150 {
+                    let t = Instant::now();
+                    let reply = h1
+                        .send(client::request(
+                            "POST",
+                            &format!("/hooks/{c}/{i}"),
+                            &[(HEADER_NAME, HEADER_SECRET)],
+                            format!("{{\"c\":{c},\"i\":{i},\"pad\":\"{}\"}}", "x".repeat(512)),
+                        ))
+                        .await;
+                    assert_eq!(reply.status, 202);
+                    took.push(t.elapsed());
+                }
+                took
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for c in clients {
+        all.extend(c.await.expect("client"));
+    }
+    let wall = started.elapsed();
+    all.sort();
+    eprintln!(
+        "{name}: {} puts in {wall:?} = {:.0}/s; p50 {:?} p99 {:?} max {:?}",
+        all.len(),
+        all.len() as f64 / wall.as_secs_f64(),
+        all[all.len() / 2],
+        all[all.len() * 99 / 100],
+        all[all.len() - 1]
+    );
+}

@@ -24,6 +24,10 @@ const CONNECT_LIMIT: Duration = Duration::from_secs(5);
 /// Any one operation must finish within this (well inside the sender's 70 s).
 const OP_LIMIT: Duration = Duration::from_secs(15);
 
+/// How long recording an attempt's end keeps trying: within the lease's 30 s margin, so the
+/// record lands while the request is still this process's.
+const FINISH_PERSIST: Duration = Duration::from_secs(25);
+
 /// A handle to the database; cheap to clone.
 #[derive(Clone)]
 pub(crate) struct Pg(std::sync::Arc<Inner>);
@@ -94,7 +98,25 @@ impl Pg {
         self.settle(c, r)
     }
 
+    /// Records how an attempt ended, trying again for up to [`FINISH_PERSIST`] while the
+    /// database is away: a delivery whose record is lost is delivered again once its lease
+    /// expires, so it is worth waiting for the database (the attempt's slot stays taken).
     pub(crate) async fn finish(&self, f: &Finish) -> Result<(), StoreError> {
+        let deadline = tokio::time::Instant::now() + FINISH_PERSIST;
+        let mut wait = Duration::from_millis(250);
+        loop {
+            match self.finish_once(f).await {
+                Err(e) if tokio::time::Instant::now() + wait < deadline => {
+                    tracing::warn!(error = %e, "cannot record a delivery attempt yet; trying again");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(4));
+                }
+                done => return done,
+            }
+        }
+    }
+
+    async fn finish_once(&self, f: &Finish) -> Result<(), StoreError> {
         let _slot = self.slot().await?;
         let c = self.take().await?;
         let r = tokio::time::timeout(OP_LIMIT, sql::finish(&c, f)).await;
