@@ -338,6 +338,10 @@ async fn a_stopped_database_answers_503_then_recovers() {
         .iter()
         .map(|r| r.get(0))
         .collect();
+    assert!(
+        !gate.all_output().contains(PASSWORD),
+        "the store.url password appears in the output"
+    );
     assert_eq!(
         rows,
         ["/hooks/before", "/hooks/after"],
@@ -373,13 +377,69 @@ async fn check_verifies_that_the_database_answers_and_never_prints_the_password(
     let wrong = pg.url().replace(PASSWORD, "not-the-pw-77");
     let out = run(env(wrong));
     assert_eq!(out.code, 1);
+    eprintln!("check with a wrong password: {}", out.stderr.trim());
     assert!(out.stderr.contains("store.url"), "{}", out.stderr);
     assert!(!out.stderr.contains("not-the-pw-77"), "{}", out.stderr);
     let closed = pg.url().replace(&pg.addr.port().to_string(), "1");
     let out = run(env(closed));
     assert_eq!(out.code, 1);
+    eprintln!("check with nothing listening: {}", out.stderr.trim());
     assert!(
         out.stderr.contains("store.url") && out.stderr.contains("127.0.0.1:1"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains(PASSWORD), "{}", out.stderr);
+}
+
+/// `sslmode=verify-full` with `sslrootcert` (relative to the config's directory): the gate's
+/// connections are TLS (rustls), and a root that did not sign the server's certificate fails
+/// `check` naming store.url.
+#[tokio::test]
+async fn verify_full_tls_to_postgres_with_sslrootcert() {
+    let pg = Postgres::start_tls();
+    let up = Upstream::start();
+    let url = |root: &str| {
+        format!(
+            "postgres://{}:{PASSWORD}@localhost:{}/postgres?sslmode=verify-full&sslrootcert={root}",
+            crate::support::postgres::USER,
+            pg.addr.port()
+        )
+    };
+    let gate = pg_gate(&up.url, &pg)
+        .env("HOOKGATE_STORE_URL", &url("ca.pem"))
+        .start()
+        .await;
+    assert_eq!(gate.post("/hooks/tls", "{}", &[]).await.status, 202);
+    gate.expect_metric(
+        "hookgate_deliveries_total",
+        &[("route", "status"), ("result", "delivered")],
+        1.0,
+    )
+    .await;
+    let tls: i64 = pg
+        .client()
+        .await
+        .query_one("SELECT COUNT(*) FROM pg_stat_ssl WHERE ssl", &[])
+        .await
+        .expect("pg_stat_ssl")
+        .get(0);
+    assert!(tls >= 1, "no TLS connection from the gate");
+
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::write(dir.path().join("other.pem"), &Pki::get().client.cert_pem).expect("write");
+    let text = pg_gate(&up.url, &pg).to_toml();
+    let other = url("other.pem");
+    let env = [
+        ("HOOKGATE_HEADER_SECRET", HEADER_SECRET),
+        ("HOOKGATE_SIGNING_KEY", &hookgate::signing_key_b64()),
+        ("HOOKGATE_STORE_URL", other.as_str()),
+    ];
+    let out = unready::check(dir.path(), &text, &env);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    eprintln!("check with another root: {}", out.stderr.trim());
+    assert!(
+        out.stderr.contains("store.url") && out.stderr.contains("certificate"),
         "{}",
         out.stderr
     );

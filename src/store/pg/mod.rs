@@ -184,24 +184,17 @@ impl Pg {
         let connecting = t.config.connect(t.tls.clone());
         let (client, connection) = tokio::time::timeout(CONNECT_LIMIT, connecting)
             .await
-            .map_err(|_| {
-                format!(
-                    "cannot connect to {} within {CONNECT_LIMIT:?}",
-                    t.loggable()
-                )
-            })?
-            .map_err(|e| {
-                t.scrub(&format!(
-                    "cannot connect to {}: {}",
-                    t.loggable(),
-                    describe(&e)
-                ))
-            })?;
-        let (target, password) = (t.loggable().to_owned(), t.clone());
+            .map_err(|_| format!("cannot connect within {CONNECT_LIMIT:?}"))?
+            .map_err(|e| t.scrub(&format!("cannot connect: {}", describe(&e))))?;
+        let target = t.clone();
         tokio::spawn(async move {
             if let Err(e) = connection.await {
-                let detail = password.scrub(&describe(&e));
-                tracing::warn!(store = target, error = detail, "database connection lost");
+                let detail = target.scrub(&describe(&e));
+                tracing::warn!(
+                    store = target.loggable(),
+                    error = detail,
+                    "database connection lost"
+                );
             }
         });
         Ok(client)

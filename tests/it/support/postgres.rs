@@ -22,11 +22,23 @@ pub struct Postgres {
     dir: TempDir,
     pub addr: SocketAddr,
     as_user: bool,
+    /// Serves TLS with the test server certificate (`localhost`, `127.0.0.1`; signed by the
+    /// test CA that every gate directory holds as `ca.pem`).
+    tls: bool,
 }
 
 impl Postgres {
     /// initdb + start. Panics (with the install command) when PostgreSQL is not installed.
     pub fn start() -> Postgres {
+        Postgres::init(false)
+    }
+
+    /// Like [`Postgres::start`], with `ssl = on` and the test server certificate.
+    pub fn start_tls() -> Postgres {
+        Postgres::init(true)
+    }
+
+    fn init(tls: bool) -> Postgres {
         let bin = find_bin();
         let as_user = rustix::process::geteuid().is_root();
         if as_user {
@@ -43,11 +55,31 @@ impl Postgres {
             let (uid, gid) = ids_of(PG_USER);
             std::os::unix::fs::chown(&pwfile, Some(uid), Some(gid)).expect("chown pwfile");
         }
+        if tls {
+            let pki = super::pki::Pki::get();
+            for (name, pem) in [
+                ("server.crt", &pki.server.cert_pem),
+                ("server.key", &pki.server.key_pem),
+            ] {
+                let path = dir.path().join(name);
+                std::fs::write(&path, pem).expect("write TLS file");
+                std::fs::set_permissions(
+                    &path,
+                    std::os::unix::fs::PermissionsExt::from_mode(0o600),
+                )
+                .expect("chmod TLS file");
+                if as_user {
+                    let (uid, gid) = ids_of(PG_USER);
+                    std::os::unix::fs::chown(&path, Some(uid), Some(gid)).expect("chown TLS file");
+                }
+            }
+        }
         let pg = Postgres {
             bin,
             addr: super::hookgate::free_port(),
             dir,
             as_user,
+            tls,
         };
         pg.run(
             "initdb",
@@ -79,11 +111,17 @@ impl Postgres {
 
     /// `pg_ctl start` (again, after [`Postgres::stop`]), waiting until it accepts connections.
     pub fn start_again(&self) {
-        let options = format!(
+        let mut options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=60",
             self.addr.port(),
             self.dir.path().display()
         );
+        if self.tls {
+            let d = self.dir.path().display();
+            options += &format!(
+                " -c ssl=on -c ssl_cert_file={d}/server.crt -c ssl_key_file={d}/server.key"
+            );
+        }
         self.run(
             "pg_ctl",
             &[
