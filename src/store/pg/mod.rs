@@ -94,7 +94,7 @@ impl Pg {
     ) -> Result<Vec<Due>, StoreError> {
         let _slot = self.slot().await?;
         let c = self.take().await?;
-        let r = tokio::time::timeout(OP_LIMIT, sql::lease(&c, now, until, n)).await;
+        let r = tokio::time::timeout(OP_LIMIT, sql::lease(&c, now, until - now, n)).await;
         self.settle(c, r)
     }
 

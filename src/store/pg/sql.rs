@@ -101,23 +101,27 @@ pub(super) async fn insert(client: &mut Client, s: &Stored) -> Result<Put, Error
     Ok(Put::Stored)
 }
 
-/// Leases up to `n` due requests, skipping rows another process is leasing right now; a lease
-/// past `leased_until` (its process died mid-attempt) is due again.
+/// Leases up to `n` due requests for `lease_ms`, skipping rows another process is leasing right
+/// now; a lease past `leased_until` (its process died mid-attempt) is due again. Leases are
+/// set and compared on the database's clock, so replicas whose clocks disagree never take a
+/// live lease from each other (`now`, this process's clock, only decides which retries are due).
 pub(super) async fn lease(
     client: &Client,
     now: i64,
-    lease_until: i64,
+    lease_ms: i64,
     n: usize,
 ) -> Result<Vec<Due>, Error> {
     let rows = client
         .query(
-            "UPDATE hookgate_requests SET leased_until = $1
+            "UPDATE hookgate_requests
+             SET leased_until = (extract(epoch FROM statement_timestamp()) * 1000)::BIGINT + $1
              WHERE request_id IN (SELECT request_id FROM hookgate_requests
-                                  WHERE state = 'pending' AND next_attempt_at <= $2 AND leased_until <= $2
+                                  WHERE state = 'pending' AND next_attempt_at <= $2
+                                    AND leased_until <= (extract(epoch FROM statement_timestamp()) * 1000)::BIGINT
                                   ORDER BY received_at LIMIT $3
                                   FOR UPDATE SKIP LOCKED)
              RETURNING request_id, route, method, target, headers, body, received_at, attempts",
-            &[&lease_until, &now, &(n as i64)],
+            &[&lease_ms, &now, &(n as i64)],
         )
         .await?;
     let mut due: Vec<Due> = rows.iter().map(due_of).collect();
