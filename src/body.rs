@@ -50,7 +50,7 @@ impl BodyBudget {
     /// Follows a reloaded `request.max_buffered`: grows at once; shrinks as bodies are released.
     pub(crate) fn resize(&self, bytes: u64) {
         if let Ok(mut size) = self.size_kib.lock() {
-            *size = crate::server::resize(&self.permits, *size, kib(bytes));
+            *size = crate::limits::resize(&self.permits, *size, kib(bytes));
         }
     }
 

@@ -218,7 +218,7 @@ pub(crate) async fn start(
         body_budget: crate::body::BodyBudget::new(max_buffered),
     });
     crate::refresh::sync(&gate);
-    reload::publish_gauges(&gate);
+    gate.admission_changed();
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     if let Some(l) = admin_listener {
         tokio::spawn(admin::serve(l, gate.clone()));

@@ -4,15 +4,15 @@
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
+use crate::conn::{is_allowed_source, Conn};
 use crate::head_inspector::{HeadInspector, Verdicts};
 use crate::identity::ClientIdentity;
 use crate::metrics::{ConnectionResult, HandshakeResult, Reason};
@@ -23,70 +23,6 @@ use crate::tls::classify_handshake_error;
 use crate::tls::describe::RefusedCert;
 use crate::tls::verifier::REFUSED_LEAF;
 use crate::Gate;
-
-/// What every request on one connection shares.
-pub(crate) struct Conn {
-    pub gate: Arc<Gate>,
-    pub identity: ClientIdentity,
-    pub activity: Activity,
-    /// Requests started on this connection, to match `framing` verdicts by index.
-    requests: AtomicU64,
-    framing: Arc<Verdicts>,
-}
-
-impl Conn {
-    /// Whether the lists in force now still admit this connection's certificate and address.
-    fn is_still_admitted(&self) -> bool {
-        let snap = self.gate.snapshot.load();
-        let id = &self.identity;
-        let pinned = snap.pins.as_ref().map_or(true, |l| {
-            l.live
-                .load()
-                .is_pinned_digests(&id.leaf_sha256, id.leaf_sha1.as_ref())
-        });
-        pinned && is_allowed_source(&snap, id.client_ip)
-    }
-
-    /// Called once per request, in arrival order (HTTP/1.1 serves one request at a time).
-    /// Why its raw head must be refused (both Content-Length and Transfer-Encoding, or framing
-    /// the inspector could not follow), if it must.
-    pub(crate) fn next_request_framing_refusal(&self) -> Option<&'static str> {
-        let index = self.requests.fetch_add(1, Ordering::AcqRel);
-        self.framing.refusal(index)
-    }
-}
-
-/// Requests in flight (until their response is sent whole) and the time the last one
-/// finished, for the idle timeout.
-pub(crate) struct Activity {
-    opened: Instant,
-    in_flight: AtomicUsize,
-    last_done_ms: AtomicU64,
-}
-
-impl Activity {
-    fn idle_for(&self) -> Option<Duration> {
-        if self.in_flight.load(Ordering::Acquire) > 0 {
-            return None;
-        }
-        let last = Duration::from_millis(self.last_done_ms.load(Ordering::Acquire));
-        Some(self.opened.elapsed().saturating_sub(last))
-    }
-}
-
-impl Activity {
-    /// A request started (`RequestLog::start`).
-    pub(crate) fn begin(&self) {
-        self.in_flight.fetch_add(1, Ordering::AcqRel);
-    }
-
-    /// A request ended: its response was sent whole, or it was cut (`RequestLog` dropped).
-    pub(crate) fn end(&self) {
-        let ms = self.opened.elapsed().as_millis() as u64;
-        self.last_done_ms.store(ms, Ordering::Release);
-        self.in_flight.fetch_sub(1, Ordering::AcqRel);
-    }
-}
 
 /// How the process tells its connections to stop: `Drain` closes them gracefully (in-flight
 /// requests finish), `Cut` at the end of `shutdown_grace` closes them at once.
@@ -166,17 +102,7 @@ pub(crate) async fn serve(
     let identity = ClientIdentity::new(client_ip, leaf, with_sha1);
     let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
     let framing = Verdicts::new();
-    let conn = Arc::new(Conn {
-        requests: AtomicU64::new(0),
-        framing: framing.clone(),
-        identity,
-        gate: gate.clone(),
-        activity: Activity {
-            opened: Instant::now(),
-            in_flight: AtomicUsize::new(0),
-            last_done_ms: AtomicU64::new(0),
-        },
-    });
+    let conn = Arc::new(Conn::new(gate.clone(), identity, framing.clone()));
     let service = {
         let conn = conn.clone();
         hyper::service::service_fn(move |req| {
@@ -349,13 +275,6 @@ fn log_refused_handshake(
         client_cert_parse_error = cert.parse_error,
         "handshake refused"
     );
-}
-
-pub(crate) fn is_allowed_source(snapshot: &Snapshot, ip: IpAddr) -> bool {
-    snapshot
-        .source_ips
-        .as_ref()
-        .map_or(true, |list| list.live.load().contains(ip))
 }
 
 pub(crate) fn deny_ip(gate: &Gate, ip: IpAddr) {

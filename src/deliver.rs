@@ -46,7 +46,7 @@ pub(crate) async fn run(gate: Arc<Gate>, store: Arc<Store>, mut shutdown: watch:
     loop {
         let cfg = store_config(&gate).unwrap_or_else(|| cfg.clone());
         store.set_max_bytes(cfg.max_bytes);
-        concurrency = crate::server::resize(&slots, concurrency, cfg.concurrency);
+        concurrency = crate::limits::resize(&slots, concurrency, cfg.concurrency);
         let free = slots.available_permits();
         let due = if free == 0 {
             Vec::new()

@@ -268,7 +268,7 @@ impl tower_service::Service<Uri> for Connector {
         let limit = self.connect_timeout;
         Box::pin(async move {
             // Waits (within upstream.timeout) for a descriptor rather than failing with EMFILE.
-            let slot = crate::server::upstream_slot().await;
+            let slot = crate::limits::upstream_slot().await;
             let connect = async {
                 match &*target {
                     UpstreamTarget::Tcp { host, port } => {

@@ -14,7 +14,7 @@ use hyper::body::Incoming;
 
 use crate::body::{linger, read_body, Limits};
 use crate::config::Routing;
-use crate::connection::Conn;
+use crate::conn::Conn;
 use crate::forward::UpstreamError;
 use crate::identity::{self, CONTENT_DIGEST, SIGNATURE, SIGNATURE_INPUT, X_REQUEST_ID};
 use crate::metrics::Reason;

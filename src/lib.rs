@@ -19,6 +19,7 @@ pub(crate) mod allowlist;
 pub(crate) mod body;
 pub mod commands;
 pub(crate) mod config;
+pub(crate) mod conn;
 pub(crate) mod connection;
 pub(crate) mod deliver;
 pub(crate) mod demo;
@@ -29,6 +30,7 @@ pub mod fuzz_api;
 pub(crate) mod handler;
 pub(crate) mod head_inspector;
 pub(crate) mod identity;
+pub(crate) mod limits;
 pub(crate) mod logging;
 pub(crate) mod metrics;
 pub(crate) mod policy;
@@ -75,6 +77,25 @@ pub(crate) struct Gate {
     pub store: Option<std::sync::Arc<store::Store>>,
     /// Room for buffered request bodies (`request.max_buffered`).
     pub body_budget: body::BodyBudget,
+}
+
+impl Gate {
+    /// The snapshot or a merged allow list changed: every open connection re-checks that its
+    /// client is still admitted (the generation it watches moves), and the gauges that follow
+    /// the lists and the server certificate are set anew.
+    pub(crate) fn admission_changed(&self) {
+        self.generation.send_modify(|g| *g += 1);
+        let snap = self.snapshot.load();
+        self.metrics.set_server_cert_not_after(snap.cert_not_after);
+        if let Some(l) = &snap.pins {
+            self.metrics
+                .set_allowlist_entries(metrics::ListKind::Thumbprints, l.live.load().len());
+        }
+        if let Some(l) = &snap.source_ips {
+            self.metrics
+                .set_allowlist_entries(metrics::ListKind::SourceIps, l.live.load().len());
+        }
+    }
 }
 
 /// The crate version, as `hookgate --version` and `hookgate_build_info` report it.

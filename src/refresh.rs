@@ -194,7 +194,7 @@ fn with_remote(gate: &Gate, f: impl FnOnce(&mut RemoteEntries)) {
     if let Ok(mut remote) = gate.remote.lock() {
         f(&mut remote);
     }
-    crate::reload::publish_gauges(gate);
+    gate.admission_changed();
 }
 
 struct Hooks {

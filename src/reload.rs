@@ -8,7 +8,6 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
 
 use crate::config::{Config, ConfigError};
-use crate::metrics::ListKind;
 use crate::snapshot::Snapshot;
 use crate::{fsio, Gate};
 
@@ -103,7 +102,7 @@ pub(crate) async fn reload(gate: &Arc<Gate>, config_path: &Path, trigger: &str) 
             crate::refresh::sync(gate);
             gate.body_budget
                 .resize(gate.snapshot.load().config.request.max_buffered);
-            publish_gauges(gate);
+            gate.admission_changed();
             gate.metrics.config_reload(true);
             tracing::info!(trigger, "config reloaded");
             true
@@ -113,21 +112,6 @@ pub(crate) async fn reload(gate: &Arc<Gate>, config_path: &Path, trigger: &str) 
             tracing::error!(trigger, error = %e, "config reload failed; the previous config keeps serving");
             false
         }
-    }
-}
-
-/// Gauges that follow the snapshot in force.
-pub(crate) fn publish_gauges(gate: &Gate) {
-    gate.generation.send_modify(|g| *g += 1);
-    let snap = gate.snapshot.load();
-    gate.metrics.set_server_cert_not_after(snap.cert_not_after);
-    if let Some(l) = &snap.pins {
-        gate.metrics
-            .set_allowlist_entries(ListKind::Thumbprints, l.live.load().len());
-    }
-    if let Some(l) = &snap.source_ips {
-        gate.metrics
-            .set_allowlist_entries(ListKind::SourceIps, l.live.load().len());
     }
 }
 

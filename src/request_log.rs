@@ -13,7 +13,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, Uri};
 use http_body::{Body, Frame, SizeHint};
 
-use crate::connection::Conn;
+use crate::conn::Conn;
 use crate::metrics::{Reason, RouteMetrics};
 
 /// What is known of a request so far, and its line once it ends.

@@ -10,12 +10,10 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{mpsc, watch, Semaphore};
 
-use crate::connection::{self, deny_ip, is_allowed_source, Stop};
+use crate::conn::is_allowed_source;
+use crate::connection::{self, deny_ip, Stop};
+use crate::limits;
 use crate::Gate;
-
-/// File descriptors kept free for everything but client connections: the admin listener and
-/// its scrapes, reloads, list refreshes, logs.
-const RESERVED_FDS: u64 = 64;
 
 /// How long connections cut at the end of the grace get to write their log lines.
 const CUT_WAIT: Duration = Duration::from_secs(2);
@@ -33,49 +31,6 @@ pub(crate) fn bind(addr: SocketAddr, max_connections: usize) -> std::io::Result<
     socket.listen(max_connections.clamp(128, 65_535) as u32)
 }
 
-/// Raises the soft file-descriptor limit to the hard one (once) and returns how many client
-/// connections it leaves room for: the descriptors but [`RESERVED_FDS`], half for client
-/// connections, half for upstream connections ([`upstream_slot`]), so that running out of
-/// descriptors delays new connections and requests instead of breaking the admin listener.
-pub(crate) fn connection_capacity() -> usize {
-    static CAPACITY: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *CAPACITY.get_or_init(raise_fd_limit)
-}
-
-/// One upstream connection's share of the descriptors: held for as long as the connection is
-/// open. An HTTP/2 client connection can have 16 requests in flight, each on an upstream
-/// connection of its own, so client connections alone do not bound the upstream side.
-pub(crate) async fn upstream_slot() -> tokio::sync::OwnedSemaphorePermit {
-    static SLOTS: std::sync::OnceLock<Arc<Semaphore>> = std::sync::OnceLock::new();
-    let slots = SLOTS.get_or_init(|| {
-        Arc::new(Semaphore::new(
-            connection_capacity().min(Semaphore::MAX_PERMITS),
-        ))
-    });
-    slots
-        .clone()
-        .acquire_owned()
-        .await
-        .expect("the semaphore is never closed")
-}
-
-fn raise_fd_limit() -> usize {
-    use rustix::process::{getrlimit, setrlimit, Resource};
-    let mut limit = getrlimit(Resource::Nofile);
-    if limit.current < limit.maximum {
-        limit.current = limit.maximum;
-        if setrlimit(Resource::Nofile, limit).is_err() {
-            limit = getrlimit(Resource::Nofile);
-        }
-    }
-    match limit.current {
-        None => usize::MAX,
-        Some(n) => usize::try_from(n.saturating_sub(RESERVED_FDS) / 2)
-            .unwrap_or(usize::MAX)
-            .max(1),
-    }
-}
-
 /// Serves until `shutdown` turns true, then stops accepting (closing the listener) and waits up
 /// to `shutdown_grace` for the connections in flight before cutting them.
 pub(crate) async fn serve(
@@ -83,7 +38,7 @@ pub(crate) async fn serve(
     gate: Arc<Gate>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let capacity = connection_capacity();
+    let capacity = limits::connection_capacity();
     let configured = gate.snapshot.load().config.listen.max_connections;
     if configured > capacity {
         tracing::warn!(
@@ -101,7 +56,7 @@ pub(crate) async fn serve(
     let mut failures = AcceptFailures::new("accept failed; backing off");
     loop {
         let configured = gate.snapshot.load().config.listen.max_connections;
-        max = resize(&permits, max, configured.min(capacity));
+        max = limits::resize(&permits, max, configured.min(capacity));
         let permit = tokio::select! {
             p = permits.clone().acquire_owned() => p.expect("the semaphore is never closed"),
             _ = shutdown.changed() => break,
@@ -190,18 +145,6 @@ impl AcceptFailures {
         }
         self.delay = (self.delay * 2).clamp(Self::FIRST, Self::MAX);
         self.delay
-    }
-}
-
-/// Follows a reloaded `max_connections`: grows at once; shrinks as permits come free.
-pub(crate) fn resize(permits: &Semaphore, current: usize, wanted: usize) -> usize {
-    if wanted > current {
-        permits.add_permits(wanted - current);
-        wanted
-    } else if wanted < current {
-        current - permits.forget_permits(current - wanted)
-    } else {
-        current
     }
 }
 

@@ -1,0 +1,97 @@
+//! What the requests of one client connection share (its gate, verified identity, in-flight
+//! count for the idle timeout, raw-head framing verdicts), and whether the lists in force still
+//! admit it. Below both the connection task and the request handler, so neither imports the other.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::head_inspector::Verdicts;
+use crate::identity::ClientIdentity;
+use crate::snapshot::Snapshot;
+use crate::Gate;
+
+/// What every request on one connection shares.
+pub(crate) struct Conn {
+    pub gate: Arc<Gate>,
+    pub identity: ClientIdentity,
+    pub activity: Activity,
+    /// Requests started on this connection, to match `framing` verdicts by index.
+    requests: AtomicU64,
+    framing: Arc<Verdicts>,
+}
+
+impl Conn {
+    pub(crate) fn new(gate: Arc<Gate>, identity: ClientIdentity, framing: Arc<Verdicts>) -> Self {
+        Conn {
+            gate,
+            identity,
+            activity: Activity {
+                opened: Instant::now(),
+                in_flight: AtomicUsize::new(0),
+                last_done_ms: AtomicU64::new(0),
+            },
+            requests: AtomicU64::new(0),
+            framing,
+        }
+    }
+
+    /// Whether the lists in force now still admit this connection's certificate and address.
+    pub(crate) fn is_still_admitted(&self) -> bool {
+        let snap = self.gate.snapshot.load();
+        let id = &self.identity;
+        let pinned = snap.pins.as_ref().map_or(true, |l| {
+            l.live
+                .load()
+                .is_pinned_digests(&id.leaf_sha256, id.leaf_sha1.as_ref())
+        });
+        pinned && is_allowed_source(&snap, id.client_ip)
+    }
+
+    /// Called once per request, in arrival order (HTTP/1.1 serves one request at a time).
+    /// Why its raw head must be refused (both Content-Length and Transfer-Encoding, or framing
+    /// the inspector could not follow), if it must.
+    pub(crate) fn next_request_framing_refusal(&self) -> Option<&'static str> {
+        let index = self.requests.fetch_add(1, Ordering::AcqRel);
+        self.framing.refusal(index)
+    }
+}
+
+/// Requests in flight (until their response is sent whole) and the time the last one
+/// finished, for the idle timeout.
+pub(crate) struct Activity {
+    opened: Instant,
+    in_flight: AtomicUsize,
+    last_done_ms: AtomicU64,
+}
+
+impl Activity {
+    /// How long nothing has been in flight; `None` while a request is.
+    pub(crate) fn idle_for(&self) -> Option<Duration> {
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        let last = Duration::from_millis(self.last_done_ms.load(Ordering::Acquire));
+        Some(self.opened.elapsed().saturating_sub(last))
+    }
+
+    /// A request started (`RequestLog::start`).
+    pub(crate) fn begin(&self) {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A request ended: its response was sent whole, or it was cut (`RequestLog` dropped).
+    pub(crate) fn end(&self) {
+        let ms = self.opened.elapsed().as_millis() as u64;
+        self.last_done_ms.store(ms, Ordering::Release);
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+pub(crate) fn is_allowed_source(snapshot: &Snapshot, ip: IpAddr) -> bool {
+    snapshot
+        .source_ips
+        .as_ref()
+        .map_or(true, |list| list.live.load().contains(ip))
+}
