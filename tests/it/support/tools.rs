@@ -61,22 +61,7 @@ impl PyVerifier {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn python3 verifying_upstream.py");
-        let stderr = Output::collect(child.stderr.take().expect("stderr"));
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut first)
-            .expect("read PORT line");
-        let port: u16 = first
-            .trim()
-            .strip_prefix("PORT ")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| {
-                std::thread::sleep(Duration::from_millis(100));
-                panic!(
-                    "verifying upstream did not print `PORT n` (got {first:?}); stderr: {}",
-                    stderr.text()
-                )
-            });
+        let (port, stderr) = read_port(&mut child, "verifying upstream");
         PyVerifier {
             child,
             url: format!("http://127.0.0.1:{port}"),
@@ -184,23 +169,7 @@ impl RouterUpstream {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {program} {}: {e}", script.display()));
-        let stderr = Output::collect(child.stderr.take().expect("stderr"));
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut first)
-            .expect("read PORT line");
-        let port: u16 = first
-            .trim()
-            .strip_prefix("PORT ")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| {
-                std::thread::sleep(Duration::from_millis(200));
-                panic!(
-                    "{} did not print `PORT n` (got {first:?}); stderr: {}",
-                    script.display(),
-                    stderr.text()
-                )
-            });
+        let (port, stderr) = read_port(&mut child, &script.display().to_string());
         RouterUpstream {
             child,
             url: format!("http://127.0.0.1:{port}"),
@@ -214,4 +183,25 @@ impl Drop for RouterUpstream {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Reads the `PORT n` line a test server child prints first; its stderr is collected.
+fn read_port(child: &mut Child, what: &str) -> (u16, Output) {
+    let stderr = Output::collect(child.stderr.take().expect("stderr"));
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut first)
+        .expect("read PORT line");
+    let port = first
+        .trim()
+        .strip_prefix("PORT ")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| {
+            std::thread::sleep(Duration::from_millis(200));
+            panic!(
+                "{what} did not print `PORT n` (got {first:?}); stderr: {}",
+                stderr.text()
+            )
+        });
+    (port, stderr)
 }
