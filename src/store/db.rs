@@ -1,9 +1,12 @@
 //! The store thread's side: the SQLite schema, the directory lock, and each operation.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::path::Path;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::time::Duration;
 
 use bytes::Bytes;
 use rusqlite::{params, Connection};
@@ -27,12 +30,15 @@ CREATE TABLE IF NOT EXISTS requests (
     state           TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'dead')),
     attempts        INTEGER NOT NULL DEFAULT 0,
     next_attempt_at INTEGER NOT NULL,
-    leased_until    INTEGER NOT NULL DEFAULT 0,
     last_error      TEXT,
     size            INTEGER NOT NULL,
     finished_at     INTEGER
 );
-CREATE INDEX IF NOT EXISTS requests_due ON requests (state, next_attempt_at);
+-- The lease reads pending requests in due order without sorting them (only the pending ones
+-- are in this index); counts and clean-up read by state.
+DROP INDEX IF EXISTS requests_due;
+CREATE INDEX IF NOT EXISTS requests_pending ON requests (next_attempt_at) WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS requests_state ON requests (state, finished_at);
 CREATE TABLE IF NOT EXISTS dedup (
     key        TEXT PRIMARY KEY,
     request_id TEXT NOT NULL,
@@ -68,6 +74,14 @@ pub(crate) enum Finish {
 }
 
 /// `GET /store`'s filters.
+impl Finish {
+    fn id(&self) -> &str {
+        match self {
+            Finish::Delivered { id, .. } | Finish::Retry { id, .. } | Finish::Dead { id, .. } => id,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ListQuery {
     pub state: Option<String>,
@@ -111,10 +125,55 @@ pub(crate) struct Counts {
     pub oldest_pending: Option<i64>,
 }
 
+impl Counts {
+    /// The count of requests in `state` (as the database spells it).
+    fn of(&mut self, state: &str) -> &mut u64 {
+        match state {
+            "pending" => &mut self.pending,
+            "delivered" => &mut self.delivered,
+            _ => &mut self.dead,
+        }
+    }
+}
+
 pub(super) struct Db {
     conn: Connection,
+    /// Wakes the checkpoint thread after a commit (it ends when this is dropped).
+    checkpoint: SyncSender<()>,
+    /// Requests and bytes per state, kept with every commit (this thread is the only writer):
+    /// counting them in the database would read every row.
+    counts: Counts,
+    /// Requests an attempt is under way for, and until when (UNIX ms) that holds. In memory:
+    /// this process alone owns the store, and a lease must not outlive the process (after a
+    /// restart every pending request is due again). Saves a write per attempt.
+    leased: HashMap<String, i64>,
     /// Held (flock) for as long as the store is open: one process per store directory.
     _lock: File,
+}
+
+/// WAL pages after which a commit checkpoints by itself: only if the checkpoint thread cannot
+/// keep up (or could not open the database), so the WAL stays bounded (~40 MiB).
+const AUTOCHECKPOINT_FALLBACK: u32 = 10_000;
+/// The checkpoint thread's pause after each checkpoint: commits in that time share the next.
+const CHECKPOINT_PAUSE: Duration = Duration::from_millis(50);
+
+/// Copies committed pages from the WAL into the database file, off the commit path: a commit
+/// (and with it a 202) never waits for a checkpoint's writes and fsync. PASSIVE: it never
+/// blocks a writer; pages committed meanwhile wait for the next round.
+fn checkpoints(path: PathBuf, kicks: Receiver<()>) {
+    let conn = match Connection::open(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "store checkpoint thread cannot open the database; commits checkpoint themselves");
+            return;
+        }
+    };
+    while kicks.recv().is_ok() {
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "store checkpoint failed");
+        }
+        std::thread::sleep(CHECKPOINT_PAUSE);
+    }
 }
 
 impl Db {
@@ -125,29 +184,32 @@ impl Db {
         rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(
             |_| "another hookgate process uses this store (one process per store.path)".to_owned(),
         )?;
-        let conn = Connection::open(dir.join("store.db")).map_err(|e| e.to_string())?;
+        let path = dir.join("store.db");
+        let conn = Connection::open(&path).map_err(|e| e.to_string())?;
         // WAL: a torn write is rolled back when the database is next opened, so a row exists
         // whole or not at all. Inserts commit with synchronous = FULL (the WAL is fsync'd before
         // the 202); the rest (leases, attempt results, clean-up) with NORMAL: losing one of those
         // in a power cut only means a request is delivered again, which at-least-once allows.
         conn.pragma_update(None, "journal_mode", "WAL")
             .and_then(|()| conn.pragma_update(None, "synchronous", "NORMAL"))
+            .and_then(|()| conn.pragma_update(None, "wal_autocheckpoint", AUTOCHECKPOINT_FALLBACK))
             .and_then(|()| conn.execute_batch(SCHEMA))
-            // Leases of an earlier run are void: this process alone owns the store now.
-            .and_then(|()| {
-                conn.execute(
-                    "UPDATE requests SET leased_until = 0 WHERE leased_until > 0",
-                    [],
-                )
-                .map(|_| ())
-            })
             .map_err(|e| e.to_string())?;
-        let held: i64 = conn
-            .query_row("SELECT COALESCE(SUM(size), 0) FROM requests", [], |r| {
-                r.get(0)
-            })
+        let counts = count(&conn).map_err(|e| e.to_string())?;
+        let (checkpoint, kicks) = sync_channel(1);
+        std::thread::Builder::new()
+            .name("hookgate-checkpoint".into())
+            .spawn(move || checkpoints(path, kicks))
             .map_err(|e| e.to_string())?;
-        Ok((Db { conn, _lock: lock }, held.max(0) as u64))
+        let held = counts.bytes;
+        let db = Db {
+            conn,
+            checkpoint,
+            counts,
+            leased: HashMap::new(),
+            _lock: lock,
+        };
+        Ok((db, held))
     }
 
     /// Serves operations until every handle is gone.
@@ -176,13 +238,12 @@ impl Db {
                     writable.store(result.is_ok(), Ordering::Release);
                     match result {
                         Ok(puts) => {
-                            let held: u64 = batch
-                                .iter()
-                                .zip(&puts)
-                                .filter(|(_, p)| **p == Put::Stored)
-                                .map(|((s, _), _)| s.size())
-                                .sum();
-                            bytes.fetch_add(held, Ordering::AcqRel);
+                            for ((s, _), _) in
+                                batch.iter().zip(&puts).filter(|(_, p)| **p == Put::Stored)
+                            {
+                                self.counts.pending += 1;
+                                self.counts.bytes += s.size();
+                            }
                             for ((_, reply), put) in batch.into_iter().zip(puts) {
                                 let _ = reply.send(Ok(put));
                             }
@@ -203,13 +264,40 @@ impl Db {
                 } => {
                     let _ = reply.send(self.lease(now, lease_until, n).map_err(io));
                 }
-                Op::Finish(finish, reply) => {
-                    let result = self.finish(&finish).map_err(io);
+                Op::Finish(first, reply) => {
+                    // Attempt results queued together share one transaction too.
+                    let mut batch = vec![(first, reply)];
+                    while batch.len() < BATCH_MAX {
+                        match ops.try_recv() {
+                            Ok(Op::Finish(f, r)) => batch.push((f, r)),
+                            Ok(other) => {
+                                next = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    let result = self
+                        .finish(batch.iter().map(|(f, _)| f))
+                        .map(|finished| {
+                            for (f, _) in &batch {
+                                self.leased.remove(f.id());
+                            }
+                            self.counts.pending = self
+                                .counts
+                                .pending
+                                .saturating_sub(finished.delivered + finished.dead);
+                            self.counts.delivered += finished.delivered;
+                            self.counts.dead += finished.dead;
+                        })
+                        .map_err(|e| e.to_string());
                     writable.store(result.is_ok(), Ordering::Release);
-                    let _ = reply.send(result);
+                    for (_, reply) in batch {
+                        let _ = reply.send(result.clone().map_err(StoreError::Io));
+                    }
                 }
                 Op::Counts(reply) => {
-                    let _ = reply.send(self.counts().map_err(io));
+                    let _ = reply.send(self.oldest_pending().map_err(io));
                 }
                 Op::List(query, reply) => {
                     let _ = reply.send(self.list(&query).map_err(io));
@@ -218,19 +306,17 @@ impl Db {
                     let _ = reply.send(self.retry(&id, now).map_err(io));
                 }
                 Op::Delete(id, reply) => {
-                    let result = self.delete(&id).map_err(io);
-                    if let Ok((Changed::Done, freed)) = result {
-                        bytes.fetch_sub(freed.min(bytes.load(Ordering::Acquire)), Ordering::AcqRel);
-                    }
-                    let _ = reply.send(result.map(|(c, _)| c));
+                    let _ = reply.send(self.delete(&id).map_err(io));
                 }
-                Op::Expire(before) => match self.expire(before) {
-                    Ok(freed) => {
-                        bytes.fetch_sub(freed.min(bytes.load(Ordering::Acquire)), Ordering::AcqRel);
+                Op::Expire(before) => {
+                    if let Err(e) = self.expire(before) {
+                        tracing::warn!(error = %e, "removing delivered requests failed");
                     }
-                    Err(e) => tracing::warn!(error = %e, "removing delivered requests failed"),
-                },
+                }
             }
+            bytes.store(self.counts.bytes, Ordering::Release);
+            // Full: a checkpoint is due already and will take this commit's pages too.
+            let _ = self.checkpoint.try_send(());
             if next.is_none() {
                 next = ops.recv().ok();
             }
@@ -299,19 +385,28 @@ impl Db {
     }
 
     fn lease(&mut self, now: i64, lease_until: i64, n: usize) -> rusqlite::Result<Vec<Due>> {
+        let leased = &mut self.leased;
+        leased.retain(|_, until| *until > now);
         let mut stmt = self.conn.prepare_cached(
-            "UPDATE requests SET leased_until = ?1
-             WHERE request_id IN (SELECT request_id FROM requests
-                                  WHERE state = 'pending' AND next_attempt_at <= ?2 AND leased_until <= ?2
-                                  ORDER BY received_at LIMIT ?3)
-             RETURNING request_id, route, method, target, headers, body, received_at, attempts",
+            "SELECT request_id, route, method, target, headers, body, received_at, attempts
+             FROM requests INDEXED BY requests_pending
+             WHERE state = 'pending' AND next_attempt_at <= ?1
+             ORDER BY next_attempt_at LIMIT ?2",
         )?;
-        let rows = stmt.query_map(params![lease_until, now, n as i64], |r| {
+        // Leased requests are still pending: read past them.
+        let mut rows = stmt.query(params![now, (n + leased.len()) as i64])?;
+        let mut due = Vec::with_capacity(n);
+        while due.len() < n {
+            let Some(r) = rows.next()? else { break };
+            let request_id: String = r.get(0)?;
+            if leased.contains_key(&request_id) {
+                continue;
+            }
             let headers: Vec<u8> = r.get(4)?;
             let body: Vec<u8> = r.get(5)?;
-            Ok(Due {
+            due.push(Due {
                 stored: Stored {
-                    request_id: r.get(0)?,
+                    request_id,
                     route: r.get(1)?,
                     method: r.get(2)?,
                     target: r.get(3)?,
@@ -321,62 +416,49 @@ impl Db {
                     dedup: None,
                 },
                 attempts: r.get::<_, i64>(7)?.max(0) as u32,
-            })
-        })?;
-        let mut due: Vec<Due> = rows.collect::<rusqlite::Result<_>>()?;
+            });
+        }
+        for d in &due {
+            leased.insert(d.stored.request_id.clone(), lease_until);
+        }
         due.sort_by_key(|d| d.stored.received_at);
         Ok(due)
     }
 
-    fn finish(&mut self, finish: &Finish) -> rusqlite::Result<()> {
-        match finish {
-            Finish::Delivered { id, at } => self.conn.execute(
-                "UPDATE requests SET state = 'delivered', attempts = attempts + 1, finished_at = ?2,
-                 leased_until = 0, last_error = NULL WHERE request_id = ?1",
-                params![id, at],
-            ),
-            Finish::Retry { id, next_at, error } => self.conn.execute(
-                "UPDATE requests SET attempts = attempts + 1, next_attempt_at = ?2, leased_until = 0,
-                 last_error = ?3 WHERE request_id = ?1",
-                params![id, next_at, error],
-            ),
-            Finish::Dead { id, at, error } => self.conn.execute(
-                "UPDATE requests SET state = 'dead', attempts = attempts + 1, finished_at = ?2,
-                 leased_until = 0, last_error = ?3 WHERE request_id = ?1",
-                params![id, at, error],
-            ),
-        }
-        .map(|_| ())
-    }
-
-    fn counts(&mut self) -> rusqlite::Result<Counts> {
-        let mut c = Counts::default();
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT state, COUNT(*), COALESCE(SUM(size), 0) FROM requests GROUP BY state",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, i64>(2)?,
-            ))
-        })?;
-        for row in rows {
-            let (state, n, bytes) = row?;
-            let n = n.max(0) as u64;
-            c.bytes += bytes.max(0) as u64;
-            match state.as_str() {
-                "pending" => c.pending = n,
-                "delivered" => c.delivered = n,
-                _ => c.dead = n,
+    /// Records the attempts' results in one transaction; returns how many requests it made
+    /// delivered and dead.
+    fn finish<'a>(&mut self, batch: impl Iterator<Item = &'a Finish>) -> rusqlite::Result<Counts> {
+        let tx = self.conn.transaction()?;
+        let mut finished = Counts::default();
+        for finish in batch {
+            let changed = finish_one(&tx, finish)? > 0;
+            match finish {
+                Finish::Delivered { .. } if changed => finished.delivered += 1,
+                Finish::Dead { .. } if changed => finished.dead += 1,
+                _ => {}
             }
         }
-        c.oldest_pending = self.conn.query_row(
-            "SELECT MIN(received_at) FROM requests WHERE state = 'pending'",
-            [],
-            |r| r.get(0),
-        )?;
-        Ok(c)
+        tx.commit()?;
+        Ok(finished)
+    }
+
+    /// The counts, with the oldest pending request's receive time (the first pending row
+    /// in the state index: pending rows have no `finished_at`, so they follow in rowid order,
+    /// which is the order they were stored in).
+    fn oldest_pending(&mut self) -> rusqlite::Result<Counts> {
+        let oldest = self
+            .conn
+            .prepare_cached(
+                "SELECT received_at FROM requests INDEXED BY requests_state
+                 WHERE state = 'pending' AND finished_at IS NULL ORDER BY rowid LIMIT 1",
+            )?
+            .query_row([], |r| r.get(0))
+            .map(Some)
+            .or_else(none_if_no_rows)?;
+        Ok(Counts {
+            oldest_pending: oldest,
+            ..self.counts.clone()
+        })
     }
 
     fn list(&mut self, q: &ListQuery) -> rusqlite::Result<Vec<Listed>> {
@@ -409,53 +491,58 @@ impl Db {
     }
 
     fn retry(&mut self, id: &str, now: i64) -> rusqlite::Result<Changed> {
-        let changed = self.conn.execute(
-            "UPDATE requests SET state = 'pending', next_attempt_at = ?2, leased_until = 0,
-             finished_at = NULL WHERE request_id = ?1 AND state IN ('dead', 'delivered')",
-            params![id, now],
-        )?;
-        if changed > 0 {
-            return Ok(Changed::Done);
-        }
-        let exists: i64 = self.conn.query_row(
-            "SELECT COUNT(*) FROM requests WHERE request_id = ?1",
-            [id],
-            |r| r.get(0),
-        )?;
-        Ok(if exists > 0 {
-            Changed::Pending
-        } else {
-            Changed::NotFound
-        })
-    }
-
-    /// Removes one request; returns what happened and the bytes freed.
-    fn delete(&mut self, id: &str) -> rusqlite::Result<(Changed, u64)> {
-        let size: Option<i64> = self
+        let state: Option<String> = self
             .conn
             .query_row(
-                "DELETE FROM requests WHERE request_id = ?1 RETURNING size",
+                "SELECT state FROM requests WHERE request_id = ?1",
                 [id],
                 |r| r.get(0),
             )
             .map(Some)
-            .or_else(|e| match e {
-                rusqlite::Error::QueryReturnedNoRows => Ok(None),
-                e => Err(e),
-            })?;
-        Ok(match size {
-            Some(n) => (Changed::Done, n.max(0) as u64),
-            None => (Changed::NotFound, 0),
-        })
+            .or_else(none_if_no_rows)?;
+        let was = match state.as_deref() {
+            None => return Ok(Changed::NotFound),
+            Some("pending") => return Ok(Changed::Pending),
+            Some("delivered") => &mut self.counts.delivered,
+            Some(_) => &mut self.counts.dead,
+        };
+        self.conn.execute(
+            "UPDATE requests SET state = 'pending', next_attempt_at = ?2,
+             finished_at = NULL WHERE request_id = ?1",
+            params![id, now],
+        )?;
+        *was -= 1;
+        self.counts.pending += 1;
+        Ok(Changed::Done)
     }
 
-    /// Removes delivered requests finished before `before`; returns the bytes freed.
-    fn expire(&mut self, before: i64) -> rusqlite::Result<u64> {
+    fn delete(&mut self, id: &str) -> rusqlite::Result<Changed> {
+        let deleted: Option<(String, i64)> = self
+            .conn
+            .query_row(
+                "DELETE FROM requests WHERE request_id = ?1 RETURNING state, size",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map(Some)
+            .or_else(none_if_no_rows)?;
+        let Some((state, size)) = deleted else {
+            return Ok(Changed::NotFound);
+        };
+        self.leased.remove(id);
+        *self.counts.of(&state) -= 1;
+        self.counts.bytes = self.counts.bytes.saturating_sub(size.max(0) as u64);
+        Ok(Changed::Done)
+    }
+
+    /// Removes delivered requests finished before `before`.
+    fn expire(&mut self, before: i64) -> rusqlite::Result<()> {
         let tx = self.conn.transaction()?;
-        let freed: i64 = tx.query_row(
-            "SELECT COALESCE(SUM(size), 0) FROM requests WHERE state = 'delivered' AND finished_at < ?1",
+        let (n, freed): (i64, i64) = tx.query_row(
+            "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM requests
+             WHERE state = 'delivered' AND finished_at < ?1",
             [before],
-            |r| r.get(0),
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
         tx.execute(
             "DELETE FROM requests WHERE state = 'delivered' AND finished_at < ?1",
@@ -463,7 +550,60 @@ impl Db {
         )?;
         tx.execute("DELETE FROM dedup WHERE until < ?1", [super::now_ms()])?;
         tx.commit()?;
-        Ok(freed.max(0) as u64)
+        self.counts.delivered = self.counts.delivered.saturating_sub(n.max(0) as u64);
+        self.counts.bytes = self.counts.bytes.saturating_sub(freed.max(0) as u64);
+        Ok(())
+    }
+}
+
+/// Requests and bytes per state, counted in the database (once, at open).
+fn count(conn: &Connection) -> rusqlite::Result<Counts> {
+    let mut c = Counts::default();
+    let mut stmt = conn
+        .prepare("SELECT state, COUNT(*), COALESCE(SUM(size), 0) FROM requests GROUP BY state")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
+    })?;
+    for row in rows {
+        let (state, n, bytes) = row?;
+        *c.of(&state) = n.max(0) as u64;
+        c.bytes += bytes.max(0) as u64;
+    }
+    Ok(c)
+}
+
+fn none_if_no_rows<T>(e: rusqlite::Error) -> rusqlite::Result<Option<T>> {
+    match e {
+        rusqlite::Error::QueryReturnedNoRows => Ok(None),
+        e => Err(e),
+    }
+}
+
+/// Records one attempt's result on a pending request; returns the rows changed (0 if the
+/// request was removed or retried by hand meanwhile).
+fn finish_one(tx: &rusqlite::Transaction<'_>, finish: &Finish) -> rusqlite::Result<usize> {
+    match finish {
+        Finish::Delivered { id, at } => tx.prepare_cached(
+            "UPDATE requests SET state = 'delivered', attempts = attempts + 1, finished_at = ?2,
+                 last_error = NULL WHERE request_id = ?1 AND state = 'pending'",
+        )?
+        .execute(params![id, at]),
+        Finish::Retry { id, next_at, error } => tx
+            .prepare_cached(
+                "UPDATE requests SET attempts = attempts + 1, next_attempt_at = ?2,
+                 last_error = ?3 WHERE request_id = ?1 AND state = 'pending'",
+            )?
+            .execute(params![id, next_at, error]),
+        Finish::Dead { id, at, error } => tx
+            .prepare_cached(
+                "UPDATE requests SET state = 'dead', attempts = attempts + 1, finished_at = ?2,
+                 last_error = ?3 WHERE request_id = ?1 AND state = 'pending'",
+            )?
+            .execute(params![id, at, error]),
     }
 }
 

@@ -198,3 +198,67 @@ async fn a_dedup_key_stored_within_its_window_makes_a_duplicate() {
     assert!(matches!(&outcomes[1], Put::Duplicate { .. }));
     assert_eq!(store.counts().await.expect("counts").pending, 4);
 }
+
+/// The counts the store thread keeps with each commit agree with a count of the rows (made
+/// when the store is opened) after every kind of change.
+#[tokio::test]
+async fn kept_counts_match_the_rows() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("store");
+    let store = Store::open(&path, 1 << 20).expect("open");
+    for (i, id) in ["a", "b", "c", "d", "e"].into_iter().enumerate() {
+        let body = vec![b'x'; 100 * (i + 1)];
+        store
+            .put(stored(id, &body, 1_000 + i as i64))
+            .await
+            .expect("put");
+    }
+    let due = store
+        .lease(5_000, Duration::from_secs(60), 10)
+        .await
+        .expect("lease");
+    assert_eq!(due.len(), 5);
+    for f in [
+        Finish::Delivered {
+            id: "a".into(),
+            at: 6_000,
+        },
+        Finish::Delivered {
+            id: "b".into(),
+            at: 9_000,
+        },
+        Finish::Dead {
+            id: "c".into(),
+            at: 6_000,
+            error: "410".into(),
+        },
+        Finish::Retry {
+            id: "d".into(),
+            next_at: 7_000,
+            error: "503".into(),
+        },
+        // Removed meanwhile: its result changes nothing.
+        Finish::Delivered {
+            id: "gone".into(),
+            at: 6_000,
+        },
+    ] {
+        store.finish(f).await.expect("finish");
+    }
+    assert_eq!(store.retry("c").await.expect("retry"), Changed::Done);
+    assert_eq!(store.retry("d").await.expect("retry"), Changed::Pending);
+    assert_eq!(store.delete("e").await.expect("delete"), Changed::Done);
+    assert_eq!(store.delete("e").await.expect("delete"), Changed::NotFound);
+    store.expire(7_000); // removes "a" only
+    let kept = store.counts().await.expect("counts");
+    assert_eq!((kept.pending, kept.delivered, kept.dead), (2, 1, 0));
+    assert_eq!(kept.oldest_pending, Some(1_002), "c was stored before d");
+    drop(store);
+    let store = loop {
+        match Store::open(&path, 1 << 20) {
+            Ok(s) => break s,
+            Err(_) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    };
+    assert_eq!(store.counts().await.expect("counts"), kept);
+}
