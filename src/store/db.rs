@@ -156,6 +156,8 @@ pub(super) struct Db {
 const AUTOCHECKPOINT_FALLBACK: u32 = 10_000;
 /// The checkpoint thread's pause after each checkpoint: commits in that time share the next.
 const CHECKPOINT_PAUSE: Duration = Duration::from_millis(50);
+/// The checkpoint thread's nice value.
+const CHECKPOINT_NICE: i32 = 10;
 
 /// Copies committed pages from the WAL into the database file, off the commit path: a commit
 /// (and with it a 202) never waits for a checkpoint's writes and fsync. PASSIVE: it never
@@ -168,6 +170,9 @@ fn checkpoints(path: PathBuf, kicks: Receiver<()>) {
             return;
         }
     };
+    // Linux's nice value is per thread: under load the threads that acknowledge come first, and
+    // the checkpoint runs in what they leave (the WAL takes the difference meanwhile).
+    let _ = rustix::process::setpriority_process(None, CHECKPOINT_NICE);
     while kicks.recv().is_ok() {
         if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
             tracing::warn!(error = %e, "store checkpoint failed");
