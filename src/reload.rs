@@ -76,7 +76,7 @@ pub(crate) async fn reload(gate: &Arc<Gate>, config_path: &Path, trigger: &str) 
             }
             let store_path = |c: &Config| c.store.as_ref().map(|s| s.path.clone());
             if store_path(&new.config) != store_path(&old.config) {
-                tracing::warn!("store.path changed (or [store] was added or removed): the store in use stays until a restart; the other [store] keys apply now");
+                tracing::warn!("store.path or store.url changed (or [store] was added or removed): the store in use stays until a restart; the other [store] keys apply now");
             }
             if new.config.log_format != old.config.log_format
                 || new.config.log_level != old.config.log_level

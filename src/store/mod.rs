@@ -143,8 +143,9 @@ impl Store {
     }
 
     /// Connects to PostgreSQL at `url` (the resolved `store.url`; relative `sslrootcert`
-    /// paths are taken from `base`) and creates the tables when missing. Other processes'
-    /// leases are left alone: they may be alive.
+    /// paths are taken from `base`) and creates the tables when missing. Fails only on a bad
+    /// URL: a database that does not answer yet leaves the store unwritable until it does.
+    /// Other processes' leases are left alone: they may be alive.
     pub(crate) async fn open_url(
         url: &Secret,
         base: &Path,
@@ -154,16 +155,24 @@ impl Store {
             path: "store.url".to_owned(),
             detail,
         })?;
-        let name = target.loggable().to_owned();
-        let (pg, held) = pg::Pg::open(target)
-            .await
-            .map_err(|detail| StoreError::Open { path: name, detail })?;
-        tracing::info!(store = pg.loggable(), "store opened on PostgreSQL");
+        let (pg, held) = pg::Pg::open(target).await;
+        let writable = match &held {
+            Ok(_) => {
+                tracing::info!(store = pg.loggable(), "store opened on PostgreSQL");
+                true
+            }
+            // Started before the database (a rollout, a failover): forward routes serve, store
+            // routes answer 503 and /readyz fails until an operation reaches it.
+            Err(e) => {
+                tracing::error!(store = pg.loggable(), error = %e, "the database cannot be used yet; store routes answer 503 until it answers");
+                false
+            }
+        };
         Ok(Store {
             backend: Backend::Postgres(pg),
             max_bytes: AtomicU64::new(max_bytes),
-            bytes: Arc::new(AtomicU64::new(held)),
-            writable: Arc::new(AtomicBool::new(true)),
+            bytes: Arc::new(AtomicU64::new(held.unwrap_or(0))),
+            writable: Arc::new(AtomicBool::new(writable)),
             stored: tokio::sync::Notify::new(),
         })
     }

@@ -349,6 +349,55 @@ async fn a_stopped_database_answers_503_then_recovers() {
     );
 }
 
+/// Started before its database (a rollout, a failover): hookgate serves forward routes, store
+/// routes answer 503 and `/readyz` fails; once the database answers (tables created then),
+/// store routes accept and deliver.
+#[tokio::test]
+async fn started_while_the_database_is_down_it_serves_then_stores_once_it_answers() {
+    let pg = Postgres::start();
+    pg.stop();
+    let up = Upstream::start();
+    let gate = pg_gate(&up.url, &pg)
+        .set_toml(
+            "routes",
+            r#"[
+  { name = "status", path_prefixes = ["/hooks/"], delivery = "store" },
+  { name = "direct", path_prefixes = ["/direct/"] },
+]"#,
+        )
+        .start_unready()
+        .await;
+    let (status, body) = admin::get(gate.admin(), "/readyz").await.expect("readyz");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("store"), "{body}");
+    assert_eq!(gate.post("/direct/a", "{}", &[]).await.status, 200);
+    gate.post("/hooks/early", "{}", &[])
+        .await
+        .assert_error(503, "store_unavailable");
+    assert!(
+        gate.all_output()
+            .contains("the database cannot be used yet"),
+        "{}",
+        gate.all_output()
+    );
+    pg.start_again();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while admin::get(gate.admin(), "/readyz").await.expect("readyz").0 != 200 {
+        assert!(Instant::now() < deadline, "/readyz did not recover");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let stored = gate.post("/hooks/late", "{}", &[]).await;
+    assert_eq!(stored.status, 202, "{:?}", stored.body);
+    let id = stored.request_id();
+    wait_for(
+        "the stored request delivered",
+        Duration::from_secs(15),
+        || arrivals(&up).contains_key(&id),
+    )
+    .await;
+    assert!(!gate.all_output().contains(PASSWORD));
+}
+
 #[tokio::test]
 async fn check_verifies_that_the_database_answers_and_never_prints_the_password() {
     let pg = Postgres::start();

@@ -36,23 +36,29 @@ struct Inner {
     target: Target,
     idle: Mutex<Vec<Client>>,
     slots: Semaphore,
+    /// Set once this process made sure the tables exist (on its first connection that works,
+    /// which may come long after start-up: hookgate starts while the database is away).
+    tables: tokio::sync::OnceCell<()>,
 }
 
 impl Pg {
-    /// Connects, creates the tables when missing, and returns the bytes stored requests hold.
-    pub(crate) async fn open(target: Target) -> Result<(Pg, u64), String> {
+    /// A handle on the database at `target`, and a first connection's answer: the bytes stored
+    /// requests hold, or why the database cannot be used yet. Either way the handle works: each
+    /// operation connects (and creates the tables when missing) until the database answers.
+    pub(crate) async fn open(target: Target) -> (Pg, Result<u64, String>) {
         let pg = Pg(std::sync::Arc::new(Inner {
             target,
             idle: Mutex::new(Vec::new()),
             slots: Semaphore::new(POOL),
+            tables: tokio::sync::OnceCell::new(),
         }));
-        let mut client = pg.connect().await?;
-        let held = tokio::time::timeout(OP_LIMIT, sql::create(&mut client))
-            .await
-            .map_err(|_| format!("creating the tables took more than {OP_LIMIT:?}"))?
-            .map_err(|e| pg.0.target.scrub(&describe(&e)))?;
-        pg.give_back(client);
-        Ok((pg, held))
+        let held = async {
+            let client = pg.connect().await?;
+            let r = tokio::time::timeout(OP_LIMIT, sql::held(&client)).await;
+            pg.settle(client, r).map_err(|e| e.to_string())
+        }
+        .await;
+        (pg, held)
     }
 
     /// `check`: connects and runs `SELECT 1`, all within `within`.
@@ -61,6 +67,7 @@ impl Pg {
             target,
             idle: Mutex::new(Vec::new()),
             slots: Semaphore::new(1),
+            tables: tokio::sync::OnceCell::new(),
         }));
         let answer = async {
             let client = pg.connect().await?;
@@ -179,7 +186,22 @@ impl Pg {
         self.connect().await.map_err(StoreError::Io)
     }
 
+    /// A new connection; the first one that works also creates the tables when missing.
     async fn connect(&self) -> Result<Client, String> {
+        let mut client = self.connect_only().await?;
+        self.0
+            .tables
+            .get_or_try_init(|| async {
+                tokio::time::timeout(OP_LIMIT, sql::create(&mut client))
+                    .await
+                    .map_err(|_| format!("creating the tables took more than {OP_LIMIT:?}"))?
+                    .map_err(|e| self.0.target.scrub(&describe(&e)))
+            })
+            .await?;
+        Ok(client)
+    }
+
+    async fn connect_only(&self) -> Result<Client, String> {
         let t = &self.0.target;
         let connecting = t.config.connect(t.tls.clone());
         let (client, connection) = tokio::time::timeout(CONNECT_LIMIT, connecting)

@@ -39,12 +39,16 @@ CREATE TABLE IF NOT EXISTS hookgate_dedup (
 ";
 
 /// Creates the tables when missing; returns the bytes the stored requests hold.
-pub(super) async fn create(client: &mut Client) -> Result<u64, Error> {
+pub(super) async fn create(client: &mut Client) -> Result<(), Error> {
     let tx = client.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
         .await?;
     tx.batch_execute(SCHEMA).await?;
-    tx.commit().await?;
+    tx.commit().await
+}
+
+/// The bytes stored requests hold.
+pub(super) async fn held(client: &Client) -> Result<u64, Error> {
     let held: i64 = client
         .query_one(
             "SELECT COALESCE(SUM(size), 0)::BIGINT FROM hookgate_requests",
