@@ -10,12 +10,6 @@ use libfuzzer_sys::fuzz_target;
 
 const PATH: &str = "/etc/hookgate/proxy.toml";
 
-/// Known defect (fuzz/regressions/config_toml/): for some TOML syntax errors (a control
-/// character in a comment line, e.g. `#\x00`) the toml crate's error has an empty message, and
-/// hookgate prints `FILE:LINE: ` with nothing after it. Tolerated only for syntax errors (no key)
-/// so the campaign can go on; set to false once src/config falls back to a message of its own.
-const TOLERATE_EMPTY_TOML_MESSAGE: bool = true;
-
 fuzz_target!(|data: &[u8]| {
     // The file is read with `read_to_string`: non-UTF-8 is a read error before parsing.
     let Ok(text) = std::str::from_utf8(data) else {
@@ -41,9 +35,8 @@ fuzz_target!(|data: &[u8]| {
         if !e.key.is_empty() {
             expected += &format!(": {}", e.key);
         }
-        let known_defect = TOLERATE_EMPTY_TOML_MESSAGE && e.key.is_empty();
         assert!(
-            !e.message.is_empty() || known_defect,
+            !e.message.is_empty(),
             "error without a message: {}",
             e.display
         );

@@ -269,12 +269,23 @@ impl Config {
     pub(crate) fn parse(path: &Path, text: String) -> Result<Config, ConfigError> {
         let raw: file::FileConfig =
             serde_path_to_error::deserialize(toml::Deserializer::new(&text)).map_err(|e| {
-                let line = e.inner().span().map(|s| line_at(&text, s.start));
+                let span = e.inner().span();
+                let line = span.clone().map(|s| line_at(&text, s.start));
+                let mut message = e.inner().message().trim().to_owned();
+                if message.is_empty() {
+                    // The toml crate gives no words for some lexical errors (a control
+                    // character in a comment): name the character it points at.
+                    let at = span.and_then(|s| text.get(s.start..).and_then(|t| t.chars().next()));
+                    message = match at {
+                        Some(c) => format!("invalid TOML: {c:?} is not allowed here"),
+                        None => "invalid TOML".to_owned(),
+                    };
+                }
                 ConfigError {
                     file: path.to_owned(),
                     key: e.path().to_string().trim_start_matches('.').to_owned(),
                     line,
-                    message: e.inner().message().trim().to_owned(),
+                    message,
                 }
             })?;
         let dir = path

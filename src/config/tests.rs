@@ -365,3 +365,18 @@ fn route_mistakes_name_the_key_and_line() {
         "{e}"
     );
 }
+
+/// The toml crate has no words for a control character in a comment (fuzz/regressions/
+/// config_toml/): the error still names the line and says what is wrong.
+#[test]
+fn a_control_character_in_a_comment_is_named_on_its_line() {
+    for (text, line, ch) in [
+        ("#\0", 1, "'\\0'"),
+        ("a = 1\n# text \x1b[0m\n", 2, "'\\u{1b}'"),
+    ] {
+        let e = parse(text).expect_err(text);
+        assert_eq!(e.line, Some(line), "{e}");
+        assert!(e.message.contains(ch), "{e}");
+        assert!(e.message.contains("not allowed"), "{e}");
+    }
+}
