@@ -13,10 +13,10 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use crate::commands::{init_logging, start, LogOverrides};
 use crate::config::UpstreamTarget;
 use crate::signature::{ContentDigest, Covered, IdentitySigner};
 use crate::snapshot::Snapshot;
+use crate::start::{init_logging, start, LogOverrides};
 
 const DEMO_HEADER_SECRET: &str = "demo-waf-secret";
 const DEMO_PAYLOAD: &str = "demo-developer-payload";
@@ -56,7 +56,7 @@ pub(crate) fn run(config: Option<PathBuf>, store: bool, log: &LogOverrides) -> E
         }
     }
     let metrics = std::sync::Arc::new(crate::metrics::Metrics::new(crate::VERSION));
-    let snapshot = match crate::commands::load(&path, &metrics) {
+    let snapshot = match crate::start::load(&path, &metrics) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
@@ -82,7 +82,7 @@ pub(crate) fn run(config: Option<PathBuf>, store: bool, log: &LogOverrides) -> E
     };
     let key = std::env::var("HOOKGATE_SIGNING_KEY").unwrap_or_default();
     let key_id = snapshot.config.identity.as_ref().map(|i| i.key_id.clone());
-    let runtime = match crate::commands::build_runtime() {
+    let runtime = match crate::start::build_runtime() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -125,7 +125,7 @@ pub(crate) fn run(config: Option<PathBuf>, store: bool, log: &LogOverrides) -> E
             }
         }
     });
-    crate::commands::stop_runtime(runtime);
+    crate::start::stop_runtime(runtime);
     code
 }
 

@@ -10,8 +10,12 @@
 //! 4. [`forward`] sends it to the upstream over a pooled connection; failures become 502/504.
 //! 5. One access-log line ([`logging`]) and the [`metrics`], from one outcome value.
 //!
+//! On a store route (SPEC §9) step 4 is [`store`] instead (202 once durable), and [`deliver`]
+//! forwards from the store with retries.
+//!
 //! Around it: [`config`] (the TOML, validated), [`allowlist`] (static, file and remote lists),
-//! [`reload`] (SIGHUP and file changes), [`admin`] (`/healthz`, `/readyz`, `/metrics`).
+//! [`reload`] (SIGHUP and file changes), [`admin`] (`/healthz`, `/readyz`, `/metrics`, the
+//! store API), [`start`] (start-up shared by `run` and `demo`) and [`commands`] (the CLI).
 #![forbid(unsafe_code)]
 
 pub(crate) mod admin;
@@ -44,6 +48,7 @@ pub(crate) mod secret;
 pub(crate) mod server;
 pub(crate) mod signature;
 pub(crate) mod snapshot;
+pub(crate) mod start;
 pub(crate) mod store;
 pub(crate) mod store_api;
 pub(crate) mod store_cli;
