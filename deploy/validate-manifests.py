@@ -5,8 +5,11 @@ Every object in every manifest file, and every object kustomize renders from eac
 kustomization, is checked against the pinned Kubernetes versions' OpenAPI schemas (strict:
 unknown fields are errors). CRD kinds have no schema offline and are skipped, said so by name.
 On top of the schemas it checks what a schema cannot: one object per file, every file listed
-(or commented) in its kustomization, the shutdown arithmetic, and that only hookgate's port
-is exposed. Exits non-zero on the first class of failure, after printing all of them.
+(or commented) in its kustomization, the shutdown arithmetic, that only hookgate's port
+is exposed, and for a render whose proxy.toml has a [store] what durable delivery needs (an
+embedded store: one replica, Recreate, no autoscaler, a PodDisruptionBudget that lets drains
+through, the store on a big enough PersistentVolumeClaim; PostgreSQL: the URL from a Secret,
+replicas kept). Exits non-zero on the first class of failure, after printing all of them.
 
 usage: validate-manifests.py --k8s-version V [--k8s-version V ...] --dir deploy/kubernetes
                              [--rendered NAME=FILE ...]
@@ -91,6 +94,103 @@ def parse_duration(s):
     return n * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
 
 
+def parse_size(s):
+    """A Kubernetes quantity ("4Gi", "500M") or a hookgate size ("1GiB", "16MiB"), in bytes."""
+    m = re.fullmatch(r"(\d+)\s*(|k|K|M|G|T|Ki|Mi|Gi|Ti)B?", str(s))
+    if not m:
+        raise ValueError(f"unexpected size {s!r}")
+    n, unit = int(m.group(1)), m.group(2)
+    return n * {"": 1, "k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
+                "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}[unit]
+
+
+# The PersistentVolumeClaim of an embedded store holds store.max_bytes plus at least this much
+# (SQLite's write-ahead log, free pages of deleted rows, indexes).
+STORE_VOLUME_HEADROOM = 2 * 2**30
+
+
+def check_store(label, conf, by_kind, dep, pod, gate, app_drain):
+    """Durable delivery (README "Durable delivery"): what the Deployment must do for [store]."""
+    store = conf["store"]
+    routes = conf.get("routes", [])
+    forwarding = [r["name"] for r in routes if r.get("delivery", "forward") != "store"]
+    if not routes or forwarding:
+        fail(f"{label}: [store] is configured but routes {forwarding or '(none)'} do not store")
+    attempt_timeout = parse_duration(store.get("attempt_timeout", "30s"))
+    if attempt_timeout > app_drain:
+        fail(f"{label}: store.attempt_timeout {attempt_timeout:g}s outlives the app's drain {app_drain}s")
+    replicas = dep["spec"].get("replicas", 1)
+    strategy = dep["spec"].get("strategy", {})
+    hpas = by_kind.get("HorizontalPodAutoscaler", [])
+    if "path" in store:
+        # One process per store directory (flock): never two pods on the volume.
+        if replicas != 1:
+            fail(f"{label}: an embedded store (store.path) needs replicas: 1, not {replicas}")
+        if strategy.get("type") != "Recreate" or "rollingUpdate" in strategy:
+            fail(f"{label}: an embedded store needs strategy Recreate (a rolling update starts a "
+                 f"second pod on the store): {strategy}")
+        if hpas:
+            fail(f"{label}: a HorizontalPodAutoscaler would add replicas to an embedded store")
+        for pdb in by_kind.get("PodDisruptionBudget", []):
+            spec = pdb["spec"]
+            evictable = (spec.get("maxUnavailable", 0) not in (0, "0%")
+                         or spec.get("minAvailable", 1) in (0, "0%"))
+            if not evictable:
+                fail(f"{label}: PodDisruptionBudget {pdb['metadata']['name']} never lets a drain "
+                     f"evict the single replica: {spec}")
+        path = store["path"]
+        mounts = [m for m in gate.get("volumeMounts", [])
+                  if path.startswith(m["mountPath"].rstrip("/") + "/")]
+        if not mounts:
+            fail(f"{label}: nothing is mounted under store.path {path} in the hookgate container")
+            return
+        mount = max(mounts, key=lambda m: len(m["mountPath"]))
+        if mount.get("readOnly"):
+            fail(f"{label}: the store's volume {mount['name']} is mounted read-only")
+        (vol,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+        if "persistentVolumeClaim" not in vol:
+            fail(f"{label}: store.path {path} is on volume {vol['name']}, not a "
+                 f"PersistentVolumeClaim: accepted webhooks would die with the pod")
+            return
+        claim = vol["persistentVolumeClaim"]["claimName"]
+        pvcs = [c for c in by_kind.get("PersistentVolumeClaim", []) if c["metadata"]["name"] == claim]
+        if len(pvcs) != 1:
+            fail(f"{label}: PersistentVolumeClaim {claim} is not part of the render")
+            return
+        spec = pvcs[0]["spec"]
+        if not set(spec.get("accessModes", [])) & {"ReadWriteOnce", "ReadWriteOncePod"}:
+            fail(f"{label}: PersistentVolumeClaim {claim} is not ReadWriteOnce(Pod): {spec.get('accessModes')}")
+        size = parse_size(spec["resources"]["requests"]["storage"])
+        max_bytes = parse_size(store.get("max_bytes", "1GiB"))
+        if size < max_bytes + STORE_VOLUME_HEADROOM:
+            fail(f"{label}: PersistentVolumeClaim {claim} ({size} bytes) has less than 2 GiB "
+                 f"beyond store.max_bytes ({max_bytes} bytes)")
+        uid = gate["securityContext"].get("runAsGroup")
+        if pod.get("securityContext", {}).get("fsGroup") != uid:
+            fail(f"{label}: fsGroup is not hookgate's group {uid}: the volume may not be writable")
+        print(f"info {label}: embedded store {path} on PersistentVolumeClaim {claim} "
+              f"({spec['resources']['requests']['storage']}, max_bytes {store.get('max_bytes', '1GiB')}), "
+              f"1 replica, Recreate, no autoscaler")
+    elif "url" in store:
+        url = store["url"]
+        env = url.get("env") if isinstance(url, dict) else None
+        if env is None:
+            fail(f"{label}: store.url is not read from the environment ({{ env = \"NAME\" }})")
+            return
+        (var,) = [e for e in gate.get("env", []) if e["name"] == env] or [None]
+        if var is None or "secretKeyRef" not in var.get("valueFrom", {}):
+            fail(f"{label}: the hookgate container does not take {env} from a Secret (secretKeyRef)")
+            return
+        ref = var["valueFrom"]["secretKeyRef"]
+        least = min([replicas] + [h["spec"].get("minReplicas", 1) for h in hpas])
+        if least < 2:
+            fail(f"{label}: a PostgreSQL store is there to run replicas; this runs {least}")
+        if strategy.get("type") == "Recreate":
+            fail(f"{label}: a PostgreSQL store needs no Recreate: keep rolling updates")
+        print(f"info {label}: PostgreSQL store, {env} from Secret {ref['name']} key {ref['key']}, "
+              f"{replicas} replicas{', autoscaled' if hpas else ''}")
+
+
 def check_rendered(label, objs):
     """Semantic checks on one rendered kustomization."""
     before = len(failures)
@@ -148,8 +248,11 @@ def check_rendered(label, objs):
             fail(f"{label}: container {c['name']} does not drop ALL capabilities")
     if gate["securityContext"].get("runAsUser") != 65532:
         fail(f"{label}: hookgate does not run as UID 65532 (the image's nonroot user)")
+    if "store" in conf:
+        check_store(label, conf, by_kind, dep, pod, gate, app_drain)
     if len(failures) == before:
-        print(f"ok   {label}: sidecar, probes, exposed ports, securityContext, shutdown arithmetic")
+        print(f"ok   {label}: sidecar, probes, exposed ports, securityContext, shutdown arithmetic"
+              + (", durable delivery" if "store" in conf else ""))
 
 
 def main():
