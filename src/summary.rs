@@ -1,8 +1,11 @@
 //! What `hookgate check` prints: everything a snapshot enforces, in words, and no secret value.
 
 use crate::allowlist::remote::loggable_url;
-use crate::config::{Config, RemoteConfig, RouteConfig, Routing, UpstreamTarget};
+use crate::config::{
+    Config, Dedup, RemoteConfig, RouteConfig, Routing, StoreBackend, UpstreamTarget,
+};
 use crate::routes::Route;
+use crate::secret::SecretSource;
 use crate::snapshot::Snapshot;
 
 /// What `check` prints: everything the snapshot enforces, no secret values.
@@ -87,6 +90,29 @@ pub(crate) fn summary(snap: &Snapshot) -> String {
             names.join(", ")
         );
     }
+    if let Some(st) = &c.store {
+        let at = match &st.path {
+            StoreBackend::Path(p) => format!("embedded (SQLite) in {}", p.display()),
+            StoreBackend::Url(SecretSource::Env { env }) => {
+                format!("PostgreSQL at store.url (from env {env})")
+            }
+            StoreBackend::Url(SecretSource::File { file }) => {
+                format!("PostgreSQL at store.url (from file {})", file.display())
+            }
+            StoreBackend::Url(SecretSource::Inline(_)) => "PostgreSQL at store.url".to_owned(),
+        };
+        let _ = writeln!(
+            s,
+            "store: {at}; at most {} bytes; {} attempts at once, each within {:?}; retries from {:?} to {:?}, dead after {:?}; delivered kept {:?}",
+            st.max_bytes,
+            st.concurrency,
+            st.attempt_timeout,
+            st.retry_initial,
+            st.retry_max,
+            st.give_up_after,
+            st.keep_delivered
+        );
+    }
     for (rc, route) in c.routes.iter().zip(snap.routes.iter()) {
         route_lines(&mut s, c, rc, route);
     }
@@ -156,6 +182,19 @@ fn route_lines(s: &mut String, c: &Config, rc: &RouteConfig, route: &Route) {
             let _ = writeln!(s, "  developer_payload: not checked");
         }
     }
+    let delivery = match (rc.store, &rc.dedup) {
+        (false, _) => "forward (the upstream's answer is relayed)".to_owned(),
+        (true, None) => "store (202 once durable, then delivered with retries)".to_owned(),
+        (true, Some((key, window))) => {
+            let key = match key {
+                Dedup::Path => "the normalized path".to_owned(),
+                Dedup::Body => "the body's SHA-256".to_owned(),
+                Dedup::Pointer(p) => format!("the JSON pointer {p}"),
+            };
+            format!("store (202 once durable, then delivered with retries), deduplicated by {key} within {window:?}")
+        }
+    };
+    let _ = writeln!(s, "  delivery: {delivery}");
     let upstream = rc.upstream.as_ref().unwrap_or(&c.upstream);
     let target = match &upstream.target {
         UpstreamTarget::Tcp { host, port } => format!("http://{host}:{port}{}", upstream.base),

@@ -518,6 +518,7 @@ developer_payload = false
         r#"route export: paths ["/copyleaks/export/"] (the longest prefix of the normalized path), methods PUT, POST, max body 1048576 bytes"#,
         "  required_header: x-export-secret (1 accepted values), stripped",
         "  developer_payload: not checked",
+        "  delivery: forward (the upstream's answer is relayed)",
         "http://127.0.0.1:10 (connect timeout 1s, response timeout 5s, host Preserve), its own connection pool",
         "route open: paths",
     ] {

@@ -233,6 +233,35 @@ async fn an_unwritable_store_directory_fails_check_and_start() {
     );
 }
 
+/// `check` says where the store is and which routes store (and how they deduplicate).
+#[test]
+fn check_prints_the_store_and_each_routes_delivery() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = dir.path().join("store");
+    let text = store_gate("http://127.0.0.1:9", &store)
+        .set_toml(
+            "routes",
+            r#"[
+  { name = "status", path_prefixes = ["/hooks/"], delivery = "store", dedup = "/scan/id", dedup_window = "1h" },
+  { name = "direct", path_prefixes = ["/direct/"] },
+]"#,
+        )
+        .to_toml();
+    let env = [
+        ("HOOKGATE_HEADER_SECRET", HEADER_SECRET),
+        ("HOOKGATE_SIGNING_KEY", &hookgate::signing_key_b64()),
+    ];
+    let out = unready::check(dir.path(), &text, &env);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    for line in [
+        format!("store: embedded (SQLite) in {}; at most 1073741824 bytes; 16 attempts at once, each within 2s; retries from 100ms to 400ms, dead after 259200s; delivered kept 86400s", store.display()),
+        "  delivery: store (202 once durable, then delivered with retries), deduplicated by the JSON pointer /scan/id within 3600s".to_owned(),
+        "  delivery: forward (the upstream's answer is relayed)".to_owned(),
+    ] {
+        assert!(out.stdout.contains(&line), "missing {line:?} in:\n{}", out.stdout);
+    }
+}
+
 /// At least once across `kill -9`: under concurrent load the process is killed at a random
 /// moment; after a restart on the same store every request that got its 202 arrives, body
 /// byte-identical. Repeated `HOOKGATE_CRASH_RUNS` times (default 20).
