@@ -10,6 +10,8 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+use crate::allowlist::remote::RefreshResult;
+
 /// Declares a fieldless label enum with `ALL` (in discriminant order, so `x as usize` indexes the
 /// arrays built from `ALL`) and `label()` (the exact SPEC label value).
 macro_rules! label_enum {
@@ -18,6 +20,20 @@ macro_rules! label_enum {
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         pub(crate) enum $name { $($variant),+ }
 
+        impl $name {
+            /// Every value, in declaration order; `ALL[v as usize] == v`.
+            pub(crate) const ALL: [$name; [$($label),+].len()] = [$($name::$variant),+];
+
+            /// The label value exported to Prometheus and written to logs.
+            pub(crate) fn label(&self) -> &'static str {
+                match self { $($name::$variant => $label),+ }
+            }
+        }
+    };
+    // The same for an enum a decision module declares: the decision owns the values, metrics
+    // only their labels (the `match` fails to compile if a variant is left out).
+    ($(#[$doc:meta])* impl $name:ident { $($variant:ident => $label:literal),+ $(,)? }) => {
+        $(#[$doc])*
         impl $name {
             /// Every value, in declaration order; `ALL[v as usize] == v`.
             pub(crate) const ALL: [$name; [$($label),+].len()] = [$($name::$variant),+];
@@ -133,18 +149,18 @@ label_enum! {
 
 label_enum! {
     /// `result` label of `hookgate_allowlist_refresh_total` and `hookgate_config_reloads_total`.
-    UpdateResult {
+    impl RefreshResult {
         Success => "success",
         Failure => "failure",
     }
 }
 
-impl UpdateResult {
-    fn from_success(success: bool) -> UpdateResult {
+impl RefreshResult {
+    fn from_success(success: bool) -> RefreshResult {
         if success {
-            UpdateResult::Success
+            RefreshResult::Success
         } else {
-            UpdateResult::Failure
+            RefreshResult::Failure
         }
     }
 }
@@ -202,9 +218,9 @@ pub(crate) struct Metrics {
     upstream_duration: Histogram,
     open_connections: IntGauge,
     allowlist_entries: [IntGauge; ListKind::ALL.len()],
-    allowlist_refresh: [[IntCounter; UpdateResult::ALL.len()]; ListKind::ALL.len()],
+    allowlist_refresh: [[IntCounter; RefreshResult::ALL.len()]; ListKind::ALL.len()],
     allowlist_last_success: [Gauge; ListKind::ALL.len()],
-    config_reloads: [IntCounter; UpdateResult::ALL.len()],
+    config_reloads: [IntCounter; RefreshResult::ALL.len()],
     server_cert_not_after: IntGauge,
     store_requests: [IntGauge; StoreState::ALL.len()],
     store_bytes: IntGauge,
@@ -357,12 +373,12 @@ impl Metrics {
             allowlist_entries: ListKind::ALL
                 .map(|l| allowlist_entries.with_label_values(&[l.label()])),
             allowlist_refresh: ListKind::ALL.map(|l| {
-                UpdateResult::ALL
+                RefreshResult::ALL
                     .map(|res| allowlist_refresh.with_label_values(&[l.label(), res.label()]))
             }),
             allowlist_last_success: ListKind::ALL
                 .map(|l| allowlist_last_success.with_label_values(&[l.label()])),
-            config_reloads: UpdateResult::ALL
+            config_reloads: RefreshResult::ALL
                 .map(|v| config_reloads.with_label_values(&[v.label()])),
             server_cert_not_after,
             store_requests: StoreState::ALL.map(|s| store_requests.with_label_values(&[s.label()])),
@@ -458,8 +474,8 @@ impl Metrics {
     }
 
     /// Counts one refresh attempt of allow list `list`.
-    pub(crate) fn allowlist_refresh(&self, list: ListKind, success: bool) {
-        self.allowlist_refresh[list as usize][UpdateResult::from_success(success) as usize].inc();
+    pub(crate) fn allowlist_refresh(&self, list: ListKind, result: RefreshResult) {
+        self.allowlist_refresh[list as usize][result as usize].inc();
     }
 
     /// Records the Unix time (seconds) of the last successful refresh of `list`.
@@ -469,7 +485,7 @@ impl Metrics {
 
     /// Counts one configuration reload attempt.
     pub(crate) fn config_reload(&self, success: bool) {
-        self.config_reloads[UpdateResult::from_success(success) as usize].inc();
+        self.config_reloads[RefreshResult::from_success(success) as usize].inc();
     }
 
     /// Records the serving certificate's `notAfter` as Unix seconds.

@@ -208,9 +208,8 @@ impl<T: Entry> RefreshHooks<T> for Hooks {
     }
 
     fn report(&mut self, result: RefreshResult) {
-        let ok = result == RefreshResult::Success;
-        self.gate.metrics.allowlist_refresh(self.kind, ok);
-        if ok {
+        self.gate.metrics.allowlist_refresh(self.kind, result);
+        if result == RefreshResult::Success {
             let now = SystemTime::now()
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(0.0, |d| d.as_secs_f64());

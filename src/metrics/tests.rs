@@ -170,7 +170,7 @@ fn recording_moves_exactly_the_matching_series() {
     route.request(Reason::Ok, Duration::from_millis(20));
     m.upstream_duration(Duration::from_millis(15));
     m.set_allowlist_entries(ListKind::SourceIps, 42);
-    m.allowlist_refresh(ListKind::Thumbprints, false);
+    m.allowlist_refresh(ListKind::Thumbprints, RefreshResult::Failure);
     m.set_allowlist_last_success(ListKind::Thumbprints, 1_700_000_000.5);
     m.config_reload(true);
     m.set_server_cert_not_after(1_900_000_000);
@@ -291,4 +291,12 @@ fn promtool_accepts_a_populated_render() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),
     );
+}
+
+#[test]
+fn enums_declared_by_decision_modules_list_their_values_in_order() {
+    // `ALL[v as usize]` indexes the arrays of children, so the label list must keep the order.
+    for (i, v) in RefreshResult::ALL.iter().enumerate() {
+        assert_eq!(*v as usize, i, "{v:?}");
+    }
 }

@@ -22,25 +22,13 @@ pub(crate) use fetch::{
 pub(crate) use parse::{parse_entries, ParsedList};
 pub(crate) use schedule::{next_delay, random_jitter};
 
-/// The outcome of one refresh, named like the `result` label of
-/// `hookgate_allowlist_refresh_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The outcome of one refresh (also of a config reload); `metrics` gives it its `result` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum RefreshResult {
     /// A body with ≥1 entry was applied, or the server confirmed the current one (304).
     Success,
     /// HTTP/TLS/timeout error, or a body with no valid entry: the list in force is unchanged.
     Failure,
-}
-
-impl RefreshResult {
-    /// The metric label value.
-    #[cfg(test)]
-    pub(crate) fn label(self) -> &'static str {
-        match self {
-            RefreshResult::Success => "success",
-            RefreshResult::Failure => "failure",
-        }
-    }
 }
 
 /// What the refresh loop calls; implemented by the allow-list owner.

@@ -234,9 +234,3 @@ async fn stops_mid_fetch_when_the_shutdown_sender_is_dropped() {
         .expect("stops")
         .expect("ok");
 }
-
-#[test]
-fn labels_match_the_metric() {
-    assert_eq!(RefreshResult::Success.label(), "success");
-    assert_eq!(RefreshResult::Failure.label(), "failure");
-}
