@@ -224,8 +224,9 @@ impl IdentitySigner {
 }
 
 /// Accepts only what RFC 8941 §3.3.3 allows in a string without escapes, so the key id can be
-/// written between quotes as is and every verifier reads back the same value.
-fn check_key_id(key_id: &str) -> Result<(), SignerError> {
+/// written between quotes as is and every verifier reads back the same value. Config
+/// validation applies this same rule, so `check` refuses what the signer would.
+pub(crate) fn check_key_id(key_id: &str) -> Result<(), SignerError> {
     if key_id.is_empty() {
         return Err(SignerError::EmptyKeyId);
     }

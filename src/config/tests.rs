@@ -380,3 +380,28 @@ fn a_control_character_in_a_comment_is_named_on_its_line() {
         assert!(e.message.contains("not allowed"), "{e}");
     }
 }
+
+#[test]
+fn key_ids_are_refused_by_config_exactly_when_the_signer_refuses_them() {
+    let key = [7u8; crate::signature::MIN_KEY_LEN];
+    for id in [
+        "",
+        "hookgate-1",
+        " ~a b~ ",
+        "quo\"te",
+        "back\\slash",
+        "tab\tid",
+        "é",
+        "\u{7f}",
+    ] {
+        let signer = crate::signature::IdentitySigner::new(&key, id);
+        let config = parse(&format!(
+            "{MINIMAL}\n[identity]\nkey = \"unused\"\nkey_id = {}\n",
+            toml::Value::String(id.into())
+        ));
+        assert_eq!(config.is_ok(), signer.is_ok(), "{id:?}");
+        if let Err(e) = config {
+            assert!(e.to_string().contains("identity.key_id"), "{e}");
+        }
+    }
+}

@@ -504,18 +504,14 @@ pub(super) fn log_level(cfg: &Config) -> Result<(), ConfigError> {
         .map_err(|e| cfg.error("log.level", e.to_string()))
 }
 
+/// The signer's rule (`signature::check_key_id`), reported in config's words.
 pub(super) fn key_id(cfg: &Config, id: &str) -> Result<(), ConfigError> {
-    if id.is_empty()
-        || !id
-            .bytes()
-            .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
-    {
-        return Err(cfg.error(
+    crate::signature::check_key_id(id).map_err(|_| {
+        cfg.error(
             "identity.key_id",
             "must be non-empty printable ASCII without '\"' or '\\'",
-        ));
-    }
-    Ok(())
+        )
+    })
 }
 
 /// A URL for an error message: a query may hold a token, so it is not shown.
