@@ -213,6 +213,84 @@ async fn a_full_store_answers_503_store_unavailable_and_never_2xx() {
     );
 }
 
+/// A real full disk, not `max_bytes`: the store on a 1 MiB tmpfs fills up. Every request is
+/// answered 202 or 503 `store_unavailable` (never a 2xx it could not store), `/readyz` fails,
+/// and every request that got its 202 is delivered, byte-identical, once the app takes them.
+/// Needs root (to mount); skipped with a message otherwise (`.ci/run` runs as root).
+#[tokio::test]
+async fn a_full_disk_answers_503_and_what_was_acknowledged_is_delivered() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: mounting a tmpfs needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    let disk = dir.path().join("disk");
+    std::fs::create_dir(&disk).expect("mkdir");
+    let mounted = std::process::Command::new("mount")
+        .args([
+            "-t",
+            "tmpfs",
+            "-o",
+            "size=1m",
+            "hookgate-test",
+            &disk.display().to_string(),
+        ])
+        .status()
+        .expect("mount");
+    assert!(mounted.success(), "mount -t tmpfs failed");
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .status();
+        }
+    }
+    let _unmount = Unmount(disk.clone());
+    let up = Upstream::start();
+    up.set_behavior(respond(503, &[]));
+    let gate = store_gate(&up.url, &disk.join("store")).start().await;
+    let mut acked = Vec::new();
+    let mut refused = 0;
+    for i in 0..64 {
+        let body = format!("{i:04}").repeat(16 * 1024); // 64 KiB, each distinct
+        let reply = gate.post(&format!("/hooks/{i}"), body.clone(), &[]).await;
+        match reply.status.as_u16() {
+            202 => acked.push((reply.request_id(), body)),
+            _ => {
+                reply.assert_error(503, "store_unavailable");
+                refused += 1;
+                if refused == 3 {
+                    break;
+                }
+            }
+        }
+    }
+    assert!(
+        refused > 0,
+        "1 MiB never filled up ({} acknowledged)",
+        acked.len()
+    );
+    assert!(!acked.is_empty(), "nothing was stored at all");
+    let (status, body) = admin::get(gate.admin(), "/readyz").await.expect("readyz");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("store"), "{body}");
+    up.set_behavior(Behavior::default());
+    wait_for(
+        "every acknowledged request delivered",
+        Duration::from_secs(20),
+        || {
+            let got = up.requests();
+            acked.iter().all(|(id, body)| {
+                got.iter()
+                    .any(|r| r.header("x-request-id") == id && r.body == body.as_bytes())
+            })
+        },
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn an_unwritable_store_directory_fails_check_and_start() {
     let dir = tempfile::tempdir().expect("dir");
