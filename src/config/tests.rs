@@ -405,3 +405,31 @@ fn key_ids_are_refused_by_config_exactly_when_the_signer_refuses_them() {
         }
     }
 }
+
+#[test]
+fn a_list_url_is_refused_by_config_exactly_when_the_fetcher_refuses_it() {
+    for (url, ok) in [
+        ("https://lists.example/pins.txt?token=s3cret", true),
+        ("https://[2001:db8::1]:8443/pins", true),
+        ("http://lists.example/pins.txt", false),
+        ("https://user:s3cret@lists.example/pins.txt", false),
+        ("/pins.txt", false),
+    ] {
+        let config = parse(&format!(
+            "[tls]\ncert = \"s.pem\"\nkey = \"s.key\"\n\n[thumbprints]\nurl = \"{url}\"\n"
+        ));
+        let fetcher = url
+            .parse()
+            .ok()
+            .and_then(|u| crate::allowlist::remote::check_url(&u).ok());
+        assert_eq!(config.is_ok(), ok, "{url}: {config:?}");
+        assert_eq!(fetcher.is_some(), ok, "{url}");
+        if let Err(e) = config {
+            let e = e.to_string();
+            assert!(
+                e.contains("thumbprints.url") && !e.contains("s3cret"),
+                "{e}"
+            );
+        }
+    }
+}

@@ -9,6 +9,7 @@ use super::{
     Config, ConfigError, Dedup, DeveloperPayload, ListConfig, RemoteConfig, RequiredHeader,
     RouteConfig, UpstreamTarget,
 };
+use crate::allowlist::remote::{check_url, loggable_url, redacted_url, RemoteError, UrlProblem};
 
 pub(super) fn listen(cfg: &Config, raw: &file::Listen) -> Result<(), ConfigError> {
     if raw.proxy_protocol && raw.trusted_proxies.is_empty() {
@@ -56,17 +57,29 @@ pub(super) fn list<T: Copy>(
         let url: http::Uri = raw.url.parse().map_err(|e| {
             cfg.error(
                 &format!("{section}.url"),
-                format!("{:?} is not a URL: {e}", without_query(&raw.url)),
+                format!("{:?} is not a URL: {e}", redacted_url(&raw.url)),
             )
         })?;
-        if url.scheme_str() != Some("https") || url.host().is_none() {
-            return Err(cfg.error(
+        match check_url(&url) {
+            Ok(()) => {}
+            Err(UrlProblem::NotHttps | UrlProblem::NoHost) => return Err(cfg.error(
                 &format!("{section}.url"),
                 format!(
                     "{:?} must be an https:// URL (allow lists are never fetched in clear text)",
-                    without_query(&raw.url)
+                    redacted_url(&raw.url)
                 ),
-            ));
+            )),
+            // In the words the fetcher gives (which `check` printed before this rule was shared).
+            Err(problem) => {
+                return Err(cfg.error(
+                    &format!("{section}.url"),
+                    RemoteError::Url {
+                        url: loggable_url(&url),
+                        problem,
+                    }
+                    .to_string(),
+                ))
+            }
         }
         if raw.refresh.0 < std::time::Duration::from_secs(1) {
             return Err(cfg.error(&format!("{section}.refresh"), "must be at least 1s"));
@@ -512,14 +525,6 @@ pub(super) fn key_id(cfg: &Config, id: &str) -> Result<(), ConfigError> {
             "must be non-empty printable ASCII without '\"' or '\\'",
         )
     })
-}
-
-/// A URL for an error message: a query may hold a token, so it is not shown.
-fn without_query(url: &str) -> String {
-    match url.split_once('?') {
-        Some((base, _)) => format!("{base}?<redacted>"),
-        None => url.to_owned(),
-    }
 }
 
 fn non_empty(p: PathBuf) -> Option<PathBuf> {

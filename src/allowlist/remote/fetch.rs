@@ -497,18 +497,31 @@ fn build_connector(url: &str, ca_pem: Option<&[u8]>) -> Result<TlsConnector, Rem
 /// `https://host:port/path`, with any query replaced by `?<redacted>`: list URLs sometimes
 /// carry an API token in the query, and this string goes to logs and error messages.
 pub(crate) fn loggable_url(uri: &Uri) -> String {
-    let scheme = uri.scheme_str().unwrap_or("?");
-    // Strip userinfo for display even though Target rejects it.
-    let authority = uri.authority().map_or("", |a| a.as_str());
-    let authority = authority
+    // Display writes `scheme://authority` + path (`/` when empty) + `?query`.
+    redacted_url(&uri.to_string())
+}
+
+/// [`loggable_url`] of URL text that may not even parse (config shows it in its errors):
+/// a query becomes `?<redacted>` and `user:password@` is dropped.
+pub(crate) fn redacted_url(raw: &str) -> String {
+    let (base, query) = match raw.split_once('?') {
+        Some((base, _)) => (base, "?<redacted>"),
+        None => (raw, ""),
+    };
+    let Some((scheme, rest)) = base.split_once("://") else {
+        return format!("{base}{query}");
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let host = authority
         .rsplit_once('@')
         .map_or(authority, |(_, host)| host);
-    let query = if uri.query().is_some() {
-        "?<redacted>"
-    } else {
-        ""
-    };
-    format!("{scheme}://{authority}{}{query}", uri.path())
+    format!("{scheme}://{host}{path}{query}")
+}
+
+/// The rule for a list URL, configured or from a redirect: `https://`, a usable host, no
+/// userinfo. Config validation applies it too, so `check` refuses what a fetch would.
+pub(crate) fn check_url(uri: &Uri) -> Result<(), UrlProblem> {
+    Target::new(uri.clone()).map(|_| ())
 }
 
 #[cfg(test)]

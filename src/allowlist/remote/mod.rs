@@ -16,8 +16,8 @@ use tokio::sync::watch;
 
 pub(crate) use cache::{cached_at, load_cache, store_cache};
 pub(crate) use fetch::{
-    loggable_url, Fetched, RemoteError, RemoteSource, RemoteSpec, DEFAULT_MAX_BYTES,
-    DEFAULT_TIMEOUT,
+    check_url, loggable_url, redacted_url, Fetched, RemoteError, RemoteSource, RemoteSpec,
+    UrlProblem, DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT,
 };
 pub(crate) use parse::{parse_entries, ParsedList};
 pub(crate) use schedule::{next_delay, random_jitter};

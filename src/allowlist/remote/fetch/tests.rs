@@ -346,3 +346,33 @@ async fn reports_a_refused_connection() {
     let err = source(url, &pki).fetch().await.expect_err("refused");
     assert!(matches!(err, FetchError::Connect { .. }), "{err}");
 }
+
+#[test]
+fn redacts_url_text_the_same_way_whether_or_not_it_parses() {
+    for (raw, shown) in [
+        (
+            "https://u:p@h.example:8443/v1?t=s",
+            "https://h.example:8443/v1?<redacted>",
+        ),
+        ("https://h.example/a/b", "https://h.example/a/b"),
+        ("https://h.example", "https://h.example"),
+        ("http://user:pw@h.example?x", "http://h.example?<redacted>"),
+        ("not a url?token=s", "not a url?<redacted>"),
+        ("ftp://a b@c/d", "ftp://c/d"),
+    ] {
+        assert_eq!(redacted_url(raw), shown, "{raw}");
+    }
+    for raw in [
+        "https://u:p@h.example:8443/v1?t=s",
+        "https://h.example",
+        "https://[::1]:9/x?",
+    ] {
+        let uri: Uri = raw.parse().expect("uri");
+        assert!(!loggable_url(&uri).contains("u:p"), "{raw}");
+        assert_eq!(loggable_url(&uri), redacted_url(&uri.to_string()));
+    }
+    assert_eq!(
+        loggable_url(&"https://h.example".parse().expect("uri")),
+        "https://h.example/"
+    );
+}
