@@ -53,19 +53,18 @@ where
     T: FromStr,
     T::Err: std::fmt::Display,
 {
-    let mut out = Vec::new();
-    for (idx, raw) in text.lines().enumerate() {
+    list_lines(text)
+        .map(|(line, entry)| entry.parse().map_err(|e: T::Err| (line, e.to_string())))
+        .collect()
+}
+
+/// The entries of list text with their 1-based line numbers: one a line, `#` starts a comment,
+/// whitespace trimmed, blank lines skipped. Files and remote text bodies are read by this alone.
+pub(crate) fn list_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines().enumerate().filter_map(|(idx, raw)| {
         let entry = raw.split('#').next().unwrap_or_default().trim();
-        if entry.is_empty() {
-            continue;
-        }
-        out.push(
-            entry
-                .parse()
-                .map_err(|e: T::Err| (idx + 1, e.to_string()))?,
-        );
-    }
-    Ok(out)
+        (!entry.is_empty()).then_some((idx + 1, entry))
+    })
 }
 
 /// The set in force for one list, swapped atomically when a remote refresh or a reload changes it.

@@ -84,17 +84,10 @@ pub(crate) fn parse_entries<T>(
     }
 }
 
-/// One entry a line; `#` starts a comment; blank lines ignored; whitespace trimmed.
+/// The lines of a list file (`allowlist::list_lines`), but a line that does not parse is skipped.
 fn parse_text<T>(text: &str, parse_one: &impl Fn(&str) -> Option<T>) -> ParsedList<T> {
     let mut out = ParsedList::empty();
-    for line in text.lines() {
-        let line = line
-            .split_once('#')
-            .map_or(line, |(before, _)| before)
-            .trim();
-        if line.is_empty() {
-            continue;
-        }
+    for (_, line) in crate::allowlist::list_lines(text) {
         match parse_one(line) {
             Some(entry) => out.entries.push(entry),
             None => out.skip(line),
