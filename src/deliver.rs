@@ -14,18 +14,13 @@ use tokio::sync::{watch, Semaphore};
 use crate::config::StoreConfig;
 use crate::forward::{BodyChunks, UpstreamError};
 use crate::identity::{
-    CLIENT_CERT, CONTENT_DIGEST, FORWARDED, SIGNATURE, SIGNATURE_INPUT, X_CLIENT_CERT_SHA256,
-    X_FORWARDED_FOR, X_FORWARDED_PROTO, X_REQUEST_ID,
+    CLIENT_CERT, CONTENT_DIGEST, FORWARDED, HOOKGATE_ATTEMPT, HOOKGATE_RECEIVED_AT, SIGNATURE,
+    SIGNATURE_INPUT, X_CLIENT_CERT_SHA256, X_FORWARDED_FOR, X_FORWARDED_PROTO, X_REQUEST_ID,
 };
 use crate::metrics::DeliveryResult;
 use crate::signature::Covered;
 use crate::store::{now_ms, Due, Finish, Store};
 use crate::Gate;
-
-/// Which attempt this is (1, 2, …).
-pub(crate) const HOOKGATE_ATTEMPT: HeaderName = HeaderName::from_static("hookgate-attempt");
-/// When hookgate accepted the request (RFC 3339 UTC).
-pub(crate) const HOOKGATE_RECEIVED_AT: HeaderName = HeaderName::from_static("hookgate-received-at");
 
 /// How long a lease outlives an attempt's time limit before another attempt may take it.
 const LEASE_MARGIN: Duration = Duration::from_secs(30);

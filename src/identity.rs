@@ -39,8 +39,15 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     http::header::EXPECT,
 ];
 
-/// The headers hookgate sets itself: every inbound copy is removed first.
-const SET_BY_HOOKGATE: [HeaderName; 9] = [
+/// Which store delivery attempt this is (1, 2, …; SPEC §9.2).
+pub(crate) const HOOKGATE_ATTEMPT: HeaderName = HeaderName::from_static("hookgate-attempt");
+/// When hookgate accepted a stored request (RFC 3339 UTC; SPEC §9.2).
+pub(crate) const HOOKGATE_RECEIVED_AT: HeaderName = HeaderName::from_static("hookgate-received-at");
+
+/// The headers hookgate sets itself: every inbound copy is removed first. The two store
+/// headers too, on every route (an extension of SPEC §4's list: a forwarded request must not
+/// carry a client's claim to be a store delivery).
+const SET_BY_HOOKGATE: [HeaderName; 11] = [
     X_FORWARDED_FOR,
     X_FORWARDED_PROTO,
     FORWARDED,
@@ -50,6 +57,8 @@ const SET_BY_HOOKGATE: [HeaderName; 9] = [
     CONTENT_DIGEST,
     SIGNATURE_INPUT,
     SIGNATURE,
+    HOOKGATE_ATTEMPT,
+    HOOKGATE_RECEIVED_AT,
 ];
 
 /// SPEC §4: headers another proxy or framework may trust for the client's identity, address,

@@ -110,6 +110,9 @@ const TRUSTED_ELSEWHERE: &[&str] = &[
     "X-Forwarded-Proto",
     "Forwarded",
     "X-Request-Id",
+    // Set by hookgate on store deliveries (SPEC §9.2): never the client's on any route.
+    "Hookgate-Attempt",
+    "Hookgate-Received-At",
 ];
 
 #[tokio::test]
