@@ -62,23 +62,18 @@ pub(super) fn list<T: Copy>(
         })?;
         match check_url(&url) {
             Ok(()) => {}
-            Err(UrlProblem::NotHttps | UrlProblem::NoHost) => return Err(cfg.error(
-                &format!("{section}.url"),
-                format!(
-                    "{:?} must be an https:// URL (allow lists are never fetched in clear text)",
-                    redacted_url(&raw.url)
-                ),
-            )),
+            Err(UrlProblem::NotHttps | UrlProblem::NoHost) => {
+                let why = "must be an https:// URL (allow lists are never fetched in clear text)";
+                let shown = redacted_url(&raw.url);
+                return Err(cfg.error(&format!("{section}.url"), format!("{shown:?} {why}")));
+            }
             // In the words the fetcher gives (which `check` printed before this rule was shared).
             Err(problem) => {
-                return Err(cfg.error(
-                    &format!("{section}.url"),
-                    RemoteError::Url {
-                        url: loggable_url(&url),
-                        problem,
-                    }
-                    .to_string(),
-                ))
+                let e = RemoteError::Url {
+                    url: loggable_url(&url),
+                    problem,
+                };
+                return Err(cfg.error(&format!("{section}.url"), e.to_string()));
             }
         }
         if raw.refresh.0 < std::time::Duration::from_secs(1) {
