@@ -4,6 +4,7 @@
 use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::HeaderMap;
 
+use super::percent::{units, Unit};
 use super::Denied;
 
 /// Content-Length with Transfer-Encoding, Content-Length values that disagree, or a
@@ -115,27 +116,16 @@ pub(crate) fn check_path(path: &str) -> Result<(), Denied> {
 }
 
 fn percent_decode(input: &[u8], out: &mut Vec<u8>) -> Result<(), Denied> {
-    let mut i = 0;
-    while i < input.len() {
-        let b = input[i];
-        if b == b'%' {
-            let hex = |c: u8| (c as char).to_digit(16);
-            let (Some(h), Some(l)) = (
-                input.get(i + 1).copied().and_then(hex),
-                input.get(i + 2).copied().and_then(hex),
-            ) else {
-                return Err(Denied::BadRequest("malformed percent-encoding in path"));
-            };
-            let byte = (h * 16 + l) as u8;
-            if byte == 0 {
-                return Err(Denied::BadRequest("NUL byte in path"));
+    for unit in units(input) {
+        let byte = match unit {
+            Unit::Plain(b) => b,
+            Unit::Escaped(0) => return Err(Denied::BadRequest("NUL byte in path")),
+            Unit::Escaped(b) => b,
+            Unit::Malformed => {
+                return Err(Denied::BadRequest("malformed percent-encoding in path"))
             }
-            out.push(byte);
-            i += 3;
-        } else {
-            out.push(b);
-            i += 1;
-        }
+        };
+        out.push(byte);
     }
     Ok(())
 }

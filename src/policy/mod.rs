@@ -3,6 +3,7 @@
 
 pub(crate) mod framing;
 pub(crate) mod normalize;
+pub(crate) mod percent;
 pub(crate) mod request;
 
 use http::StatusCode;

@@ -3,18 +3,21 @@
 //! segment, runs of `/` merged, ASCII case ignored. It only selects; the path is forwarded as
 //! received. Encoded `/` and `\` never get here: framing refuses them (`check_path`).
 
+use super::percent::{units, Unit};
+
 /// `path` (as received) in normalized form.
 pub(crate) fn normalized(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
+    let mut out = Vec::with_capacity(path.len());
     for (i, segment) in path.split('/').enumerate() {
         // Tomcat, Jetty and Spring route `/hooks;x/a` as `/hooks/a`.
         let name = segment.split(';').next().unwrap_or_default();
-        if i > 0 && !out.ends_with('/') {
-            out.push('/');
+        if i > 0 && out.last() != Some(&b'/') {
+            out.push(b'/');
         }
-        push_decoded_lowercase(&mut out, name);
+        push_decoded_lowercase(&mut out, name.as_bytes());
     }
-    out
+    // Only ASCII was added or changed, so the UTF-8 of `path` is intact.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// True if `path`'s normalized form starts with one of `normalized_prefixes`.
@@ -26,36 +29,24 @@ pub(crate) fn is_under(normalized_prefixes: &[String], path: &str) -> bool {
 }
 
 /// Decodes `%XX` where it stands for an unreserved character (RFC 3986 §2.3), which every router
-/// treats as the character itself; other escapes stay encoded (their hex in lowercase).
-fn push_decoded_lowercase(out: &mut String, segment: &str) {
-    let bytes = segment.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = |c: u8| (c as char).to_digit(16);
-            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                let c = (h * 16 + l) as u8;
-                if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~') {
-                    out.push(c.to_ascii_lowercase() as char);
-                    i += 3;
-                    continue;
-                }
+/// treats as the character itself; other escapes stay encoded (their hex in lowercase), and a
+/// stray `%` stays as it is.
+fn push_decoded_lowercase(out: &mut Vec<u8>, segment: &[u8]) {
+    for unit in units(segment) {
+        match unit {
+            Unit::Escaped(c)
+                if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~') =>
+            {
+                out.push(c.to_ascii_lowercase());
             }
+            Unit::Escaped(c) => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(&[b'%', HEX[usize::from(c >> 4)], HEX[usize::from(c & 0xf)]]);
+            }
+            Unit::Malformed => out.push(b'%'),
+            // Bytes of multi-byte UTF-8 are left alone; only ASCII letters fold.
+            Unit::Plain(b) => out.push(b.to_ascii_lowercase()),
         }
-        // Multi-byte UTF-8 is copied as is; only ASCII letters fold.
-        let len = utf8_len(bytes[i]);
-        let end = (i + len).min(bytes.len());
-        out.push_str(&segment[i..end].to_ascii_lowercase());
-        i = end;
-    }
-}
-
-fn utf8_len(first: u8) -> usize {
-    match first {
-        0xf0.. => 4,
-        0xe0.. => 3,
-        0xc0.. => 2,
-        _ => 1,
     }
 }
 
