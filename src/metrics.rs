@@ -11,6 +11,9 @@ use prometheus::{
 };
 
 use crate::allowlist::remote::RefreshResult;
+// The decisions own these values; metrics gives them labels. Re-exported for the recorders.
+pub(crate) use crate::policy::outcome::{Outcome, Reason};
+pub(crate) use crate::tls::HandshakeResult;
 
 /// Declares a fieldless label enum with `ALL` (in discriminant order, so `x as usize` indexes the
 /// arrays built from `ALL`) and `label()` (the exact SPEC label value).
@@ -56,9 +59,8 @@ label_enum! {
 }
 
 label_enum! {
-    /// `hookgate_tls_handshakes_total{result}`. `CertExpired` also covers "not yet valid";
-    /// `Error` is anything else (e.g. no common TLS version).
-    HandshakeResult {
+    /// `hookgate_tls_handshakes_total{result}`.
+    impl HandshakeResult {
         Ok => "ok",
         NoClientCert => "no_client_cert",
         ThumbprintDenied => "thumbprint_denied",
@@ -71,7 +73,7 @@ label_enum! {
 
 label_enum! {
     /// `outcome` label of `hookgate_requests_total` and `hookgate_request_duration_seconds`.
-    Outcome {
+    impl Outcome {
         Forwarded => "forwarded",
         Denied => "denied",
         Error => "error",
@@ -80,9 +82,8 @@ label_enum! {
 }
 
 label_enum! {
-    /// `reason` label of `hookgate_requests_total`. Each reason belongs to exactly one outcome
-    /// (`Reason::outcome`), so only the SPEC's valid `(outcome, reason)` pairs can be recorded.
-    Reason {
+    /// `reason` label of `hookgate_requests_total`.
+    impl Reason {
         Ok => "ok",
         Method => "method",
         Path => "path",
@@ -97,27 +98,6 @@ label_enum! {
         Stored => "ok",
         Duplicate => "duplicate",
         StoreUnavailable => "store_unavailable",
-    }
-}
-
-impl Reason {
-    /// The outcome this reason is reported under: forwarded/ok, denied/<check>, error/<failure>.
-    pub(crate) fn outcome(self) -> Outcome {
-        match self {
-            Reason::Ok => Outcome::Forwarded,
-            Reason::Method
-            | Reason::Path
-            | Reason::Header
-            | Reason::BodyTooLarge
-            | Reason::DeveloperPayload => Outcome::Denied,
-            Reason::BadRequest
-            | Reason::Timeout
-            | Reason::UpstreamUnavailable
-            | Reason::UpstreamTimeout
-            | Reason::Shutdown
-            | Reason::StoreUnavailable => Outcome::Error,
-            Reason::Stored | Reason::Duplicate => Outcome::Stored,
-        }
     }
 }
 

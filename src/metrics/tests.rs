@@ -299,4 +299,13 @@ fn enums_declared_by_decision_modules_list_their_values_in_order() {
     for (i, v) in RefreshResult::ALL.iter().enumerate() {
         assert_eq!(*v as usize, i, "{v:?}");
     }
+    for (i, v) in HandshakeResult::ALL.iter().enumerate() {
+        assert_eq!(*v as usize, i, "{v:?}");
+    }
+    for (i, v) in Outcome::ALL.iter().enumerate() {
+        assert_eq!(*v as usize, i, "{v:?}");
+    }
+    for (i, v) in Reason::ALL.iter().enumerate() {
+        assert_eq!(*v as usize, i, "{v:?}");
+    }
 }

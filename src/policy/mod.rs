@@ -3,12 +3,13 @@
 
 pub(crate) mod framing;
 pub(crate) mod normalize;
+pub(crate) mod outcome;
 pub(crate) mod percent;
 pub(crate) mod request;
 
 use http::StatusCode;
 
-use crate::metrics::Reason;
+use outcome::Reason;
 
 /// Every way hookgate itself refuses a request, in SPEC order of checking.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

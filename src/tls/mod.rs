@@ -14,7 +14,6 @@ use rustls_pki_types::CertificateDer;
 
 use crate::allowlist::{LiveSet, PinSet};
 use crate::config::TlsVersion;
-use crate::metrics::HandshakeResult;
 pub(crate) use verifier::ClientVerifier;
 
 #[derive(Debug, thiserror::Error)]
@@ -145,7 +144,20 @@ fn not_after(der: &CertificateDer<'_>) -> Result<i64, String> {
     Ok(cert.validity().not_after.timestamp())
 }
 
-/// Maps a failed handshake to its metric label.
+/// How a TLS handshake ended. `CertExpired` also covers "not yet valid"; `Error` is anything
+/// else (e.g. no common TLS version). `metrics` gives each its `result` label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum HandshakeResult {
+    Ok,
+    NoClientCert,
+    ThumbprintDenied,
+    ChainInvalid,
+    CertExpired,
+    Timeout,
+    Error,
+}
+
+/// Classifies a failed handshake.
 pub(crate) fn classify_handshake_error(err: &std::io::Error) -> HandshakeResult {
     let Some(tls) = err
         .get_ref()
