@@ -13,12 +13,8 @@ use tokio::sync::{watch, Semaphore};
 
 use crate::config::StoreConfig;
 use crate::forward::{BodyChunks, UpstreamError};
-use crate::identity::{
-    CLIENT_CERT, CONTENT_DIGEST, FORWARDED, HOOKGATE_ATTEMPT, HOOKGATE_RECEIVED_AT, SIGNATURE,
-    SIGNATURE_INPUT, X_CLIENT_CERT_SHA256, X_FORWARDED_FOR, X_FORWARDED_PROTO, X_REQUEST_ID,
-};
+use crate::identity::{HOOKGATE_ATTEMPT, HOOKGATE_RECEIVED_AT};
 use crate::metrics::DeliveryResult;
-use crate::signature::Covered;
 use crate::store::{now_ms, Due, Finish, Store};
 use crate::Gate;
 
@@ -156,12 +152,16 @@ async fn attempt(gate: &Gate, store: &Store, cfg: &StoreConfig, due: Due) {
             after: None,
         },
         Some(route) => {
-            let request = build(&snap, &due, number);
-            match route
-                .upstream
-                .send_within(request, cfg.attempt_timeout)
-                .await
-            {
+            let sent = match build(&snap, &route.upstream, &due, number) {
+                Ok(request) => {
+                    route
+                        .upstream
+                        .send_within(request, cfg.attempt_timeout)
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            match sent {
                 Ok(resp) => verdict(resp.status(), resp.headers().get(http::header::RETRY_AFTER)),
                 Err(
                     e @ (UpstreamError::Unavailable(_)
@@ -239,7 +239,12 @@ async fn attempt(gate: &Gate, store: &Store, cfg: &StoreConfig, due: Due) {
 
 /// The request of attempt `number`: the stored head and body, the two attempt headers, and a
 /// signature made now over all of it.
-fn build(snap: &crate::snapshot::Snapshot, due: &Due, number: u32) -> Request<BodyChunks> {
+fn build(
+    snap: &crate::snapshot::Snapshot,
+    upstream: &crate::forward::Upstream,
+    due: &Due,
+    number: u32,
+) -> Result<Request<BodyChunks>, UpstreamError> {
     let s = &due.stored;
     let mut builder = Request::builder()
         .method(s.method.as_str())
@@ -256,38 +261,13 @@ fn build(snap: &crate::snapshot::Snapshot, due: &Due, number: u32) -> Request<Bo
     let attempt = HeaderValue::from(number);
     let received = HeaderValue::try_from(crate::tls::describe::rfc3339_millis(s.received_at))
         .expect("an RFC 3339 time is a valid header value");
-    if let Some(signer) = &snap.signer {
-        let h = |n: &HeaderName| headers.get(n).map_or(&b""[..], |v| v.as_bytes());
-        let (path, query) = match s.target.split_once('?') {
-            Some((p, q)) => (p, Some(q)),
-            None => (s.target.as_str(), None),
-        };
-        let created = (now_ms() / 1000).max(0) as u64;
-        let (input, signature) = signer.sign(
-            &Covered {
-                method: &s.method,
-                path,
-                query,
-                content_digest: h(&CONTENT_DIGEST),
-                client_cert: h(&CLIENT_CERT),
-                client_cert_sha256: h(&X_CLIENT_CERT_SHA256),
-                forwarded_for: h(&X_FORWARDED_FOR),
-                forwarded: h(&FORWARDED),
-                forwarded_proto: h(&X_FORWARDED_PROTO),
-                request_id: h(&X_REQUEST_ID),
-                stored: Some((attempt.as_bytes(), received.as_bytes())),
-            },
-            created,
-        );
-        headers.insert(SIGNATURE_INPUT, input);
-        headers.insert(SIGNATURE, signature);
-    }
     headers.insert(HOOKGATE_ATTEMPT, attempt);
     headers.insert(HOOKGATE_RECEIVED_AT, received);
-    let route = snap.routes.iter().find(|r| r.name() == s.route);
-    if let Some(route) = route {
-        builder = builder.uri(route.upstream.uri_for_target(&s.target));
+    if let Some(signer) = &snap.signer {
+        let created = (now_ms() / 1000).max(0) as u64;
+        crate::identity::sign(signer, &s.method, &s.target, &mut headers, created);
     }
+    builder = builder.uri(upstream.uri_for_target(&s.target)?);
     let mut body = BodyChunks::default();
     if !s.body.is_empty() {
         body.push(Bytes::clone(&s.body));
@@ -296,7 +276,7 @@ fn build(snap: &crate::snapshot::Snapshot, due: &Due, number: u32) -> Request<Bo
         .body(body)
         .expect("a stored method and URI are valid");
     *request.headers_mut() = headers;
-    request
+    Ok(request)
 }
 
 fn jitter() -> f64 {

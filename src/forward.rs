@@ -144,30 +144,24 @@ impl Upstream {
         }
     }
 
-    /// The URI to send: origin + `/BASE` + the client's path and query.
-    pub(crate) fn uri_for(&self, path_and_query: &str) -> Uri {
-        let mut s =
-            String::with_capacity(self.origin.len() + self.base.len() + path_and_query.len());
-        s.push_str(&self.origin);
+    /// The path and query the upstream receives: `/BASE` + the request's own. Signed, stored
+    /// and sent as this one string.
+    pub(crate) fn target_for(&self, uri: &Uri) -> String {
+        let pq = uri.path_and_query().map_or("/", |pq| pq.as_str());
+        let mut s = String::with_capacity(self.base.len() + pq.len());
         s.push_str(&self.base);
-        s.push_str(path_and_query);
-        s.parse().unwrap_or_else(|_| Uri::from_static("/"))
+        s.push_str(pq);
+        s
     }
 
-    /// The URI of a stored request's target (the `/BASE` rewrite already applied).
-    pub(crate) fn uri_for_target(&self, target: &str) -> Uri {
+    /// The upstream URI of `target` (from [`Self::target_for`], now or when it was stored).
+    pub(crate) fn uri_for_target(&self, target: &str) -> Result<Uri, UpstreamError> {
         let mut s = String::with_capacity(self.origin.len() + target.len());
         s.push_str(&self.origin);
         s.push_str(target);
-        s.parse().unwrap_or_else(|_| Uri::from_static("/"))
-    }
-
-    /// The path the upstream will see (for the signature's `@path`).
-    pub(crate) fn forwarded_path(&self, path: &str) -> String {
-        let mut s = String::with_capacity(self.base.len() + path.len());
-        s.push_str(&self.base);
-        s.push_str(path);
-        s
+        s.parse().map_err(|e| {
+            UpstreamError::Unavailable(format!("cannot form the upstream URI for {target:?}: {e}"))
+        })
     }
 
     pub(crate) fn host_override(&self) -> Option<&HeaderValue> {

@@ -16,12 +16,11 @@ use crate::body::{linger, read_body, Limits};
 use crate::config::Routing;
 use crate::conn::Conn;
 use crate::forward::UpstreamError;
-use crate::identity::{self, CONTENT_DIGEST, SIGNATURE, SIGNATURE_INPUT, X_REQUEST_ID};
+use crate::identity::{self, X_REQUEST_ID};
 use crate::metrics::Reason;
 use crate::policy::{framing, request, Denied};
 use crate::request_log::{Logged, RequestLog};
 use crate::routes::Route;
-use crate::signature::Covered;
 use crate::snapshot::Snapshot;
 
 /// What hookgate answers with: the upstream's streamed body or its own small one, carrying the
@@ -215,11 +214,7 @@ async fn process(
                 "no store is open: [store] came with a reload and waits for a restart".into(),
             ));
         };
-        let mut target = upstream.forwarded_path(path);
-        if let Some(q) = parts.uri.query() {
-            target.push('?');
-            target.push_str(q);
-        }
+        let target = upstream.target_for(&parts.uri);
         let now = crate::store::now_ms();
         let body = read.chunks.into_bytes();
         let dedup = route.dedup_key(path, &body).map(|key| {
@@ -251,33 +246,16 @@ async fn process(
             Err(e) => Err(Failure::Store(e.to_string())),
         };
     }
-    let forwarded_path;
+    let target = upstream.target_for(&parts.uri);
     if let Some(signer) = &snap.signer {
-        forwarded_path = upstream.forwarded_path(path);
         let created = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let (input, signature) = signer.sign(
-            &Covered {
-                method: parts.method.as_str(),
-                path: &forwarded_path,
-                query: parts.uri.query(),
-                content_digest: headers[CONTENT_DIGEST].as_bytes(),
-                client_cert: conn.identity.client_cert.as_bytes(),
-                client_cert_sha256: conn.identity.cert_sha256.as_bytes(),
-                forwarded_for: conn.identity.forwarded_for.as_bytes(),
-                forwarded: conn.identity.forwarded.as_bytes(),
-                forwarded_proto: identity::HTTPS.as_bytes(),
-                request_id: request_id.as_bytes(),
-                stored: None,
-            },
-            created,
-        );
-        headers.insert(SIGNATURE_INPUT, input);
-        headers.insert(SIGNATURE, signature);
+        identity::sign(signer, parts.method.as_str(), &target, headers, created);
     }
-    let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-    parts.uri = upstream.uri_for(path_and_query);
+    parts.uri = upstream
+        .uri_for_target(&target)
+        .map_err(Failure::Upstream)?;
     parts.version = Version::HTTP_11;
 
     let sent = Instant::now();

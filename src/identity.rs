@@ -10,6 +10,7 @@ use http::HeaderMap;
 
 use crate::allowlist::networks::canonical;
 use crate::allowlist::thumbprint::{hex, sha256};
+use crate::signature::{Covered, IdentitySigner};
 
 pub(crate) const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub(crate) const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -215,6 +216,50 @@ impl ClientIdentity {
         headers.insert(X_CLIENT_CERT_SHA256, self.cert_sha256.clone());
         headers.insert(CONTENT_DIGEST, digest);
     }
+}
+
+/// Signs the request exactly as it will be sent and adds `Signature-Input` and `Signature`:
+/// `@path` and `@query` from `target` (the path and query the upstream receives), every covered
+/// header from `headers` as they are at this moment (set by [`ClientIdentity::apply`] or stored
+/// with the request). Forwarding and store deliveries both sign here, so what is signed cannot
+/// drift from what is sent; the store headers are covered when present (SPEC §4).
+pub(crate) fn sign(
+    signer: &IdentitySigner,
+    method: &str,
+    target: &str,
+    headers: &mut HeaderMap,
+    created: u64,
+) {
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (target, None),
+    };
+    let h = |n: &HeaderName| headers.get(n).map_or(&b""[..], |v| v.as_bytes());
+    let stored = match (
+        headers.get(HOOKGATE_ATTEMPT),
+        headers.get(HOOKGATE_RECEIVED_AT),
+    ) {
+        (Some(a), Some(r)) => Some((a.as_bytes(), r.as_bytes())),
+        _ => None,
+    };
+    let (input, signature) = signer.sign(
+        &Covered {
+            method,
+            path,
+            query,
+            content_digest: h(&CONTENT_DIGEST),
+            client_cert: h(&CLIENT_CERT),
+            client_cert_sha256: h(&X_CLIENT_CERT_SHA256),
+            forwarded_for: h(&X_FORWARDED_FOR),
+            forwarded: h(&FORWARDED),
+            forwarded_proto: h(&X_FORWARDED_PROTO),
+            request_id: h(&X_REQUEST_ID),
+            stored,
+        },
+        created,
+    );
+    headers.insert(SIGNATURE_INPUT, input);
+    headers.insert(SIGNATURE, signature);
 }
 
 fn value(s: String) -> HeaderValue {
