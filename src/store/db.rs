@@ -249,6 +249,8 @@ impl Db {
                                 self.counts.pending += 1;
                                 self.counts.bytes += s.size();
                             }
+                            // Before the answers: a put that follows one must see its bytes.
+                            bytes.store(self.counts.bytes, Ordering::Release);
                             for ((_, reply), put) in batch.into_iter().zip(puts) {
                                 let _ = reply.send(Ok(put));
                             }
@@ -311,7 +313,9 @@ impl Db {
                     let _ = reply.send(self.retry(&id, now).map_err(io));
                 }
                 Op::Delete(id, reply) => {
-                    let _ = reply.send(self.delete(&id).map_err(io));
+                    let result = self.delete(&id).map_err(io);
+                    bytes.store(self.counts.bytes, Ordering::Release);
+                    let _ = reply.send(result);
                 }
                 Op::Expire(before) => {
                     if let Err(e) = self.expire(before) {
@@ -319,6 +323,7 @@ impl Db {
                     }
                 }
             }
+            // Expire frees bytes without an answer to wait for.
             bytes.store(self.counts.bytes, Ordering::Release);
             // Full: a checkpoint is due already and will take this commit's pages too.
             let _ = self.checkpoint.try_send(());
