@@ -6,18 +6,17 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
-use http::header::{ALLOW, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST};
-use http::{HeaderValue, Method, Request, Response, StatusCode, Version};
+use http::header::{CONTENT_LENGTH, HOST};
+use http::{HeaderValue, Method, Request, Response, Version};
 use http_body::Body as _;
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 
+use crate::answer::Ended;
 use crate::body::{linger, read_body, Limits};
 use crate::config::Routing;
 use crate::conn::Conn;
-use crate::forward::UpstreamError;
 use crate::identity::{self, X_REQUEST_ID};
-use crate::metrics::Reason;
 use crate::policy::{framing, request, Denied};
 use crate::request_log::{Logged, RequestLog};
 use crate::routes::Route;
@@ -26,29 +25,6 @@ use crate::snapshot::Snapshot;
 /// What hookgate answers with: the upstream's streamed body or its own small one, carrying the
 /// request's log line until it has been sent.
 pub(crate) type Body = Logged<Either<Incoming, Full<Bytes>>>;
-
-/// What a request that passed every check became.
-enum Answer {
-    /// The upstream's response, relayed.
-    Relayed(Response<Incoming>),
-    /// Stored durably (SPEC §9): 202, delivered later.
-    Stored,
-    /// A duplicate of a request stored within the route's dedup window: 202, not stored.
-    Duplicate(String),
-}
-
-enum Failure {
-    Denied(Denied),
-    Upstream(UpstreamError),
-    /// SPEC §9.1: it could not be stored (full, I/O error, no store open); never a 2xx.
-    Store(String),
-}
-
-impl From<Denied> for Failure {
-    fn from(d: Denied) -> Self {
-        Failure::Denied(d)
-    }
-}
 
 pub(crate) async fn handle(
     req: Request<Incoming>,
@@ -67,94 +43,29 @@ pub(crate) async fn handle(
     let snap = conn.gate.snapshot.load_full();
     let result = process(req, &conn, &mut log, &snap, &request_id).await;
 
-    let (mut response, reason, detail) = match result {
-        Ok(Answer::Relayed(mut resp)) => {
-            identity::remove_hop_by_hop(resp.headers_mut());
-            (resp.map(Either::Left), Reason::Ok, None)
-        }
-        Ok(Answer::Stored) => {
-            let body = format!(
-                "{{\"stored\":true,\"request_id\":\"{}\"}}",
-                request_id.to_str().unwrap_or_default()
-            );
-            (
-                json_response(StatusCode::ACCEPTED, body),
-                Reason::Stored,
-                None,
-            )
-        }
-        Ok(Answer::Duplicate(of)) => {
-            let body = format!(
-                "{{\"stored\":true,\"request_id\":\"{}\",\"duplicate_of\":\"{of}\"}}",
-                request_id.to_str().unwrap_or_default()
-            );
-            let detail = Some(format!("duplicate of {of}"));
-            (
-                json_response(StatusCode::ACCEPTED, body),
-                Reason::Duplicate,
-                detail,
-            )
-        }
-        Err(Failure::Store(detail)) => {
-            let mut resp = error_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "store_unavailable",
-                &request_id,
-            );
-            resp.headers_mut()
-                .insert(http::header::RETRY_AFTER, HeaderValue::from_static("30"));
-            (resp, Reason::StoreUnavailable, Some(detail))
-        }
-        Err(Failure::Denied(d)) => {
-            let mut resp = error_response(d.status(), d.error_word(), &request_id);
-            match d {
-                Denied::Method => {
-                    let route = snap.routes.iter().find(|r| r.name() == log.route_name());
-                    if let Some(route) = route {
-                        resp.headers_mut().insert(ALLOW, route.allow.clone());
-                    }
-                }
-                Denied::BodyTooLarge | Denied::BodyTimeout(_) | Denied::NoBufferRoom => {
-                    resp.headers_mut()
-                        .insert(CONNECTION, HeaderValue::from_static("close"));
-                }
-                _ => {}
-            }
-            (resp, d.reason(), Some(d.detail().to_owned()))
-        }
-        Err(Failure::Upstream(e)) => {
-            let (status, word, reason) = match e {
-                UpstreamError::Timeout(_) => (
-                    StatusCode::GATEWAY_TIMEOUT,
-                    "upstream_timeout",
-                    Reason::UpstreamTimeout,
-                ),
-                UpstreamError::Unavailable(_) | UpstreamError::Unrelayable(_) => (
-                    StatusCode::BAD_GATEWAY,
-                    "upstream_unavailable",
-                    Reason::UpstreamUnavailable,
-                ),
-            };
-            (
-                error_response(status, word, &request_id),
-                reason,
-                Some(e.to_string()),
-            )
-        }
-    };
+    let ended = result.unwrap_or_else(|e| e);
+    let (reason, detail) = (ended.reason(), ended.detail());
+    // 405 names the methods of the route the request was refused on.
+    let allow = matches!(ended, Ended::Denied(Denied::Method))
+        .then(|| snap.routes.iter().find(|r| r.name() == log.route_name()))
+        .flatten()
+        .map(|r| &r.allow);
+    let mut response = ended.into_response(&request_id, allow);
     response.headers_mut().insert(X_REQUEST_ID, request_id);
     let streams = !response.body().is_end_stream();
     log.respond(response.status().as_u16(), reason, detail, streams);
     Ok(response.map(|body| Logged::new(body, log)))
 }
 
+/// `Ok`: every check passed and it was forwarded or stored; `Err`: it ended early (`?` on
+/// a refusal or failure).
 async fn process(
     req: Request<Incoming>,
     conn: &Conn,
     log: &mut RequestLog,
     snap: &Snapshot,
     request_id: &HeaderValue,
-) -> Result<Answer, Failure> {
+) -> Result<Ended, Ended> {
     let (mut parts, mut body) = req.into_parts();
 
     let declared = declared_length(&parts.headers);
@@ -162,7 +73,7 @@ async fn process(
         Ok(route) => route,
         Err(denied) => {
             linger(body);
-            return Err(denied.into());
+            return Err(Ended::Denied(denied));
         }
     };
     let listen = &snap.config.listen;
@@ -175,13 +86,14 @@ async fn process(
         Ok(b) => b,
         Err(denied) => {
             linger(body);
-            return Err(denied.into());
+            return Err(Ended::Denied(denied));
         }
     };
     let path = parts.uri.path();
     if let Some(rule) = route.payload.as_ref().filter(|r| r.applies_to(path)) {
         let whole = read.chunks.contiguous();
-        request::check_developer_payload(&rule.pointer, &rule.values, &whole)?;
+        request::check_developer_payload(&rule.pointer, &rule.values, &whole)
+            .map_err(Ended::Denied)?;
     }
 
     // Strip, then set: nothing the client sent may pass for hookgate's word.
@@ -210,7 +122,7 @@ async fn process(
         // SPEC §9.1: the request as the upstream will receive it, but the signature, which
         // each delivery attempt makes anew; answered only once it is durable.
         let Some(store) = &conn.gate.store else {
-            return Err(Failure::Store(
+            return Err(Ended::StoreFailed(
                 "no store is open: [store] came with a reload and waits for a restart".into(),
             ));
         };
@@ -241,9 +153,9 @@ async fn process(
         let put = store.put(stored).await;
         drop(read.room);
         return match put {
-            Ok(crate::store::Put::Stored) => Ok(Answer::Stored),
-            Ok(crate::store::Put::Duplicate { of }) => Ok(Answer::Duplicate(of)),
-            Err(e) => Err(Failure::Store(e.to_string())),
+            Ok(crate::store::Put::Stored) => Ok(Ended::Stored),
+            Ok(crate::store::Put::Duplicate { of }) => Ok(Ended::Duplicate(of)),
+            Err(e) => Err(Ended::StoreFailed(e.to_string())),
         };
     }
     let target = upstream.target_for(&parts.uri);
@@ -253,16 +165,14 @@ async fn process(
             .map_or(0, |d| d.as_secs());
         identity::sign(signer, parts.method.as_str(), &target, headers, created);
     }
-    parts.uri = upstream
-        .uri_for_target(&target)
-        .map_err(Failure::Upstream)?;
+    parts.uri = upstream.uri_for_target(&target).map_err(Ended::Upstream)?;
     parts.version = Version::HTTP_11;
 
     let sent = Instant::now();
     let result = upstream.send(Request::from_parts(parts, read.chunks)).await;
     log.upstream_time(sent.elapsed());
     drop(read.room);
-    result.map(Answer::Relayed).map_err(Failure::Upstream)
+    result.map(Ended::Relayed).map_err(Ended::Upstream)
 }
 
 /// Every check that needs only the request head, in SPEC order, and the request's route (which
@@ -314,27 +224,6 @@ fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
-}
-
-/// hookgate's own answer: `{"error":"<word>","request_id":"<id>"}` (SPEC §3).
-fn error_response(
-    status: StatusCode,
-    word: &str,
-    request_id: &HeaderValue,
-) -> Response<Either<Incoming, Full<Bytes>>> {
-    let body = format!(
-        "{{\"error\":\"{word}\",\"request_id\":\"{}\"}}",
-        request_id.to_str().unwrap_or_default()
-    );
-    json_response(status, body)
-}
-
-fn json_response(status: StatusCode, body: String) -> Response<Either<Incoming, Full<Bytes>>> {
-    let mut resp = Response::new(Either::Right(Full::new(Bytes::from(body))));
-    *resp.status_mut() = status;
-    resp.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    resp
 }
 
 /// A fresh 128-bit id as 32 lowercase hex digits: the UNIX time in milliseconds (48 bits) and

@@ -20,6 +20,7 @@
 
 pub(crate) mod admin;
 pub(crate) mod allowlist;
+pub(crate) mod answer;
 #[doc(hidden)]
 pub mod bench_api;
 pub(crate) mod body;
