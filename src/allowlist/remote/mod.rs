@@ -44,8 +44,9 @@ pub(crate) trait RefreshHooks<T>: Send {
 ///
 /// Each round: fetch; a body with ≥1 valid entry is applied, written to `cache` (a write
 /// failure is only logged) and reported as success; a 304 is a success without re-applying;
-/// anything else is a failure that leaves the list in force alone. If the *first* fetch fails
-/// and `cache` holds a body with entries, that body is applied. Then sleep [`next_delay`].
+/// anything else is a failure that leaves the list in force alone. Then sleep [`next_delay`].
+/// The cache is read only at start, before this task runs (`refresh::sync`): what serves
+/// until the first fetch answers.
 /// Wrap the future in a span (`.instrument(info_span!("allowlist", list = "source_ips"))`)
 /// to name the list in its log lines.
 pub(crate) async fn run_refresh<T, P, H>(
@@ -64,7 +65,6 @@ pub(crate) async fn run_refresh<T, P, H>(
     let url = source.display_url();
     let mut in_force: Option<HashSet<T>> = None;
     let mut failures: u32 = 0;
-    let mut first = true;
     loop {
         let started = Instant::now();
         let fetched = tokio::select! {
@@ -101,12 +101,6 @@ pub(crate) async fn run_refresh<T, P, H>(
                 RefreshResult::Failure
             }
         };
-        if first && result == RefreshResult::Failure {
-            if let Some(path) = &cache {
-                apply_cache(path.clone(), &url, &parse_one, &mut hooks, &mut in_force).await;
-            }
-        }
-        first = false;
         hooks.report(result);
         failures = match result {
             RefreshResult::Success => 0,
@@ -143,42 +137,6 @@ async fn write_cache(path: PathBuf, body: bytes::Bytes, url: &str) {
             tracing::warn!(%url, cache = %shown, %error, "allow list cache writer failed")
         }
     }
-}
-
-async fn apply_cache<T, P, H>(
-    path: PathBuf,
-    url: &str,
-    parse_one: &P,
-    hooks: &mut H,
-    in_force: &mut Option<HashSet<T>>,
-) where
-    T: Eq + Hash + Clone,
-    P: Fn(&str) -> Option<T>,
-    H: RefreshHooks<T>,
-{
-    let shown = path.display().to_string();
-    let body = match tokio::task::spawn_blocking(move || load_cache(&path)).await {
-        Ok(Ok(Some(body))) => body,
-        Ok(Ok(None)) => {
-            tracing::warn!(%url, cache = %shown, "no allow list cache to fall back on");
-            return;
-        }
-        Ok(Err(error)) => {
-            tracing::warn!(%url, cache = %shown, %error, "could not read allow list cache");
-            return;
-        }
-        Err(error) => {
-            tracing::warn!(%url, cache = %shown, %error, "allow list cache reader failed");
-            return;
-        }
-    };
-    let parsed = parse_entries(&body, parse_one);
-    if parsed.entries.is_empty() {
-        tracing::warn!(%url, cache = %shown, "allow list cache holds no valid entry; not applied");
-        return;
-    }
-    log_applied(url, in_force, &parsed, 0, "cache");
-    hooks.apply(parsed.entries);
 }
 
 /// Logs a list about to be applied, with what changed since the last applied one.
