@@ -10,7 +10,7 @@ use hyper::body::Incoming;
 
 use crate::forward::UpstreamError;
 use crate::identity;
-use crate::metrics::Reason;
+use crate::policy::outcome::Reason;
 use crate::policy::Denied;
 
 /// What hookgate sends: the upstream's streamed response or a small body of its own.

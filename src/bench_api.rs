@@ -14,17 +14,17 @@ use crate::{allowlist, head_inspector, identity, policy, secret, signature};
 
 /// SHA-256 of a certificate's DER (hookgate computes it once per handshake).
 pub fn sha256(der: &[u8]) -> [u8; 32] {
-    allowlist::thumbprint::sha256(der)
+    crate::digest::sha256(der)
 }
 
 /// SHA-1 of a certificate's DER (for SHA-1 pins).
 pub fn sha1(der: &[u8]) -> [u8; 20] {
-    allowlist::thumbprint::sha1(der)
+    crate::digest::sha1(der)
 }
 
 /// Lowercase hex without separators.
 pub fn hex(bytes: &[u8]) -> String {
-    allowlist::thumbprint::hex(bytes)
+    crate::digest::hex(bytes)
 }
 
 /// `allowlist::thumbprint::PinSet`; panics on a bad thumbprint (bench inputs are fixed).

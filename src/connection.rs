@@ -15,13 +15,15 @@ use tokio::sync::watch;
 use crate::conn::{is_allowed_source, Conn};
 use crate::head_inspector::{HeadInspector, Verdicts};
 use crate::identity::ClientIdentity;
-use crate::metrics::{ConnectionResult, HandshakeResult, Reason};
+use crate::metrics::ConnectionResult;
+use crate::policy::outcome::Reason;
 use crate::proxy_protocol;
 use crate::read_ahead::ReadAhead;
 use crate::snapshot::Snapshot;
 use crate::tls::classify_handshake_error;
 use crate::tls::describe::RefusedCert;
 use crate::tls::verifier::REFUSED_LEAF;
+use crate::tls::HandshakeResult;
 use crate::Gate;
 
 /// How the process tells its connections to stop: `Drain` closes them gracefully (in-flight

@@ -297,10 +297,8 @@ mod tempfile_dir {
         pub(crate) fn new() -> Result<Dir, String> {
             let mut raw = [0u8; 8];
             let _ = aws_lc_rs::rand::fill(&mut raw);
-            let p = std::env::temp_dir().join(format!(
-                "hookgate-demo-{}",
-                crate::allowlist::thumbprint::hex(&raw)
-            ));
+            let p =
+                std::env::temp_dir().join(format!("hookgate-demo-{}", crate::digest::hex(&raw)));
             std::fs::create_dir(&p).map_err(|e| format!("cannot create {}: {e}", p.display()))?;
             Ok(Dir(p))
         }

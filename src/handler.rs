@@ -237,6 +237,5 @@ fn new_request_id() -> HeaderValue {
     raw[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
     // The DRBG cannot fail on a supported platform; a zero id would still be a valid header.
     let _ = aws_lc_rs::rand::fill(&mut raw[6..]);
-    HeaderValue::try_from(crate::allowlist::thumbprint::hex(&raw))
-        .expect("hex is a valid header value")
+    HeaderValue::try_from(crate::digest::hex(&raw)).expect("hex is a valid header value")
 }

@@ -9,7 +9,7 @@ use http::header::{HeaderName, HeaderValue};
 use http::HeaderMap;
 
 use crate::allowlist::networks::canonical;
-use crate::allowlist::thumbprint::{hex, sha256};
+use crate::digest::{hex, sha256};
 use crate::signature::{Covered, IdentitySigner};
 
 pub(crate) const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -193,7 +193,7 @@ impl ClientIdentity {
         ClientIdentity {
             client_ip: ip,
             leaf_sha256,
-            leaf_sha1: with_sha1.then(|| crate::allowlist::thumbprint::sha1(leaf_der)),
+            leaf_sha1: with_sha1.then(|| crate::digest::sha1(leaf_der)),
             forwarded_for: value(ip.to_string()),
             forwarded: value(forwarded),
             client_cert: value(cert),

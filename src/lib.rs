@@ -30,6 +30,7 @@ pub(crate) mod conn;
 pub(crate) mod connection;
 pub(crate) mod deliver;
 pub(crate) mod demo;
+pub(crate) mod digest;
 pub(crate) mod forward;
 pub(crate) mod fsio;
 #[doc(hidden)]

@@ -14,7 +14,8 @@ use http::{HeaderValue, Method, Uri};
 use http_body::{Body, Frame, SizeHint};
 
 use crate::conn::Conn;
-use crate::metrics::{Reason, RouteMetrics};
+use crate::metrics::RouteMetrics;
+use crate::policy::outcome::Reason;
 
 /// What is known of a request so far, and its line once it ends.
 pub(crate) struct RequestLog {

@@ -68,7 +68,7 @@ impl Route {
         let (dedup, _) = self.dedup.as_ref()?;
         let (kind, value): (&str, Vec<u8>) = match dedup {
             Dedup::Path => ("path", normalized(path).into_bytes()),
-            Dedup::Body => ("body", crate::allowlist::thumbprint::sha256(body).to_vec()),
+            Dedup::Body => ("body", crate::digest::sha256(body).to_vec()),
             Dedup::Pointer(p) => {
                 let json: serde_json::Value = serde_json::from_slice(body).ok()?;
                 let v = json.pointer(p)?;
@@ -84,9 +84,7 @@ impl Route {
             material.extend_from_slice(part);
             material.push(0);
         }
-        Some(crate::allowlist::thumbprint::hex(
-            &crate::allowlist::thumbprint::sha256(&material),
-        ))
+        Some(crate::digest::hex(&crate::digest::sha256(&material)))
     }
 }
 

@@ -11,9 +11,9 @@ use tokio_rustls::TlsAcceptor;
 use crate::allowlist::remote::{
     RemoteError, RemoteSource, RemoteSpec, DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT,
 };
-use crate::allowlist::thumbprint::{hex, sha256};
 use crate::allowlist::{self, LiveSet, Network, PinSet, SourceNetworks, Thumbprint};
 use crate::config::{Config, ConfigError, ListConfig, Routing};
+use crate::digest::{hex, sha256};
 use crate::forward::Upstream;
 use crate::identity::StripList;
 use crate::metrics::Metrics;

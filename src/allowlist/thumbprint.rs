@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use aws_lc_rs::digest;
+use crate::digest::{hex, sha1};
 
 /// One pinned thumbprint, parsed from hex in any case with ':' ' ' '-' separators ignored.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -62,33 +62,6 @@ impl fmt::Debug for Thumbprint {
     }
 }
 
-/// Lowercase hex without separators.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)] as char);
-        out.push(DIGITS[usize::from(b & 0xf)] as char);
-    }
-    out
-}
-
-/// SHA-256 of a certificate's DER.
-pub(crate) fn sha256(der: &[u8]) -> [u8; 32] {
-    digest::digest(&digest::SHA256, der)
-        .as_ref()
-        .try_into()
-        .expect("SHA-256 is 32 bytes")
-}
-
-/// SHA-1 of a certificate's DER (thumbprints only; SHA-1 is what many vendors publish).
-pub(crate) fn sha1(der: &[u8]) -> [u8; 20] {
-    digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, der)
-        .as_ref()
-        .try_into()
-        .expect("SHA-1 is 20 bytes")
-}
-
 /// The pinned thumbprints, sorted for binary search.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct PinSet {
@@ -145,6 +118,7 @@ impl PinSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::digest::sha256;
 
     const SHA256_HEX: &str = "ee22c3325df8d2f0c8785cbb8e2d254e49bb35bfe13f0b57d82836ed06d13e0e";
 

@@ -4,7 +4,7 @@ use std::time::{Duration, SystemTime};
 
 use x509_parser::prelude::*;
 
-use crate::allowlist::thumbprint::{hex, sha1, sha256};
+use crate::digest::{hex, sha1, sha256};
 
 /// `sha1:<hex> sha256:<hex> subject="<RFC 4514 DN>" not_after=<RFC 3339 UTC>`
 pub(crate) fn line(der: &[u8]) -> Result<String, String> {

@@ -9,8 +9,8 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, Error, SignatureScheme};
 use rustls_pki_types::{CertificateDer, UnixTime};
 
-use crate::allowlist::thumbprint::sha256;
 use crate::allowlist::{LiveSet, PinSet};
+use crate::digest::sha256;
 
 tokio::task_local! {
     /// The leaf certificate a handshake refused, set by the verifier for the connection task
