@@ -433,3 +433,41 @@ fn a_list_url_is_refused_by_config_exactly_when_the_fetcher_refuses_it() {
         }
     }
 }
+
+fn store(section: &str) -> Result<StoreBackend, String> {
+    parse(&format!("{MINIMAL}\n[store]\n{section}\n"))
+        .map(|c| c.store.expect("[store]").path)
+        .map_err(|e| e.to_string())
+}
+
+#[test]
+fn store_takes_exactly_one_of_path_and_url() {
+    assert_eq!(
+        store(r#"path = "store""#),
+        Ok(StoreBackend::Path("/etc/hookgate/store".into()))
+    );
+    assert_eq!(
+        store(r#"url = { env = "HOOKGATE_STORE_URL" }"#),
+        Ok(StoreBackend::Url(SecretSource::Env {
+            env: "HOOKGATE_STORE_URL".into()
+        }))
+    );
+    let both = store("path = \"s\"\nurl = { env = \"U\" }").expect_err("both");
+    assert!(
+        both.contains("store.url") && both.contains("not both"),
+        "{both}"
+    );
+    let none = store("max_bytes = 10").expect_err("neither");
+    assert!(
+        none.contains("store.path") && none.contains("store.url"),
+        "{none}"
+    );
+}
+
+#[test]
+fn a_changed_url_source_is_a_changed_store() {
+    let env = |n: &str| StoreBackend::Url(SecretSource::Env { env: n.into() });
+    assert_eq!(env("A"), env("A"));
+    assert_ne!(env("A"), env("B"));
+    assert_ne!(env("A"), StoreBackend::Path("A".into()));
+}

@@ -5,8 +5,6 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-
 use crate::support::upstream::Behavior;
 use crate::support::*;
 
@@ -26,30 +24,11 @@ fn store_gate(up_url: &str, store: &Path) -> GateConfig {
         )
 }
 
-fn respond(status: u16, headers: &[(&str, &str)]) -> Behavior {
-    Behavior::Respond {
-        status,
-        headers: headers
-            .iter()
-            .map(|(k, v)| ((*k).into(), (*v).into()))
-            .collect(),
-        body: Bytes::from_static(b"{}"),
-    }
-}
-
-async fn wait_for(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !done() {
-        assert!(Instant::now() < deadline, "not within {within:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test]
 async fn a_stored_request_is_answered_202_and_delivered_with_retries() {
     let dir = tempfile::tempdir().expect("dir");
     let up = Upstream::start();
-    up.set_behavior(respond(503, &[]));
+    up.set_behavior(Behavior::respond(503, &[]));
     let gate = store_gate(&up.url, &dir.path().join("store")).start().await;
     let body = r#"{"status":0,"scannedDocument":{"scanId":"s1"}}"#;
     let reply = gate.post("/hooks/completed/s1?x=1", body, &[]).await;
@@ -139,7 +118,7 @@ async fn a_stored_request_is_answered_202_and_delivered_with_retries() {
 async fn a_refusal_makes_it_dead_and_retry_after_is_honoured() {
     let dir = tempfile::tempdir().expect("dir");
     let up = Upstream::start();
-    up.set_behavior(respond(404, &[]));
+    up.set_behavior(Behavior::respond(404, &[]));
     let gate = store_gate(&up.url, &dir.path().join("store"))
         .set("store.retry_max", "5s")
         .start()
@@ -155,7 +134,7 @@ async fn a_refusal_makes_it_dead_and_retry_after_is_honoured() {
     assert_eq!(up.requests().len(), 1, "a dead request is not tried again");
 
     // 429 with Retry-After: 2 waits about 2 s, not the 100 ms backoff.
-    up.set_behavior(respond(429, &[("retry-after", "2")]));
+    up.set_behavior(Behavior::respond(429, &[("retry-after", "2")]));
     assert_eq!(gate.post("/hooks/b", "{}", &[]).await.status, 202);
     wait_for("the first attempt", Duration::from_secs(5), || {
         up.requests().len() >= 2
@@ -184,7 +163,7 @@ async fn a_refusal_makes_it_dead_and_retry_after_is_honoured() {
 async fn a_full_store_answers_503_store_unavailable_and_never_2xx() {
     let dir = tempfile::tempdir().expect("dir");
     let up = Upstream::start();
-    up.set_behavior(respond(503, &[]));
+    up.set_behavior(Behavior::respond(503, &[]));
     let gate = store_gate(&up.url, &dir.path().join("store"))
         .set("store.max_bytes", "20KiB")
         .start()
@@ -249,7 +228,7 @@ async fn a_full_disk_answers_503_and_what_was_acknowledged_is_delivered() {
     }
     let _unmount = Unmount(disk.clone());
     let up = Upstream::start();
-    up.set_behavior(respond(503, &[]));
+    up.set_behavior(Behavior::respond(503, &[]));
     let gate = store_gate(&up.url, &disk.join("store")).start().await;
     let mut acked = Vec::new();
     let mut refused = 0;
@@ -365,7 +344,7 @@ async fn crash_once(run: usize) -> usize {
     let store = dir.path().join("store");
     let up = Upstream::start();
     // The upstream refuses at first, so requests pile up in the store when the kill comes.
-    up.set_behavior(respond(503, &[]));
+    up.set_behavior(Behavior::respond(503, &[]));
     let gate = store_gate(&up.url, &store).start().await;
     let addr = gate.addr;
     let mut senders = Vec::new();
@@ -521,7 +500,7 @@ fn hookgate_cli(gate: &Gate, args: &[&str]) -> (i32, String, String) {
 async fn the_store_api_and_cli_list_retry_and_purge() {
     let dir = tempfile::tempdir().expect("dir");
     let up = Upstream::start();
-    up.set_behavior(respond(410, &[]));
+    up.set_behavior(Behavior::respond(410, &[]));
     // Without admin.token the API does not exist.
     let plain = store_gate(&up.url, &dir.path().join("plain")).start().await;
     assert_eq!(

@@ -7,8 +7,6 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-
 use crate::support::postgres::{Postgres, PASSWORD};
 use crate::support::upstream::Behavior;
 use crate::support::*;
@@ -28,25 +26,6 @@ fn pg_gate(up_url: &str, pg: &Postgres) -> GateConfig {
   { name = "once", path_prefixes = ["/once/"], delivery = "store", dedup = "body" },
 ]"#,
         )
-}
-
-fn respond(status: u16, headers: &[(&str, &str)]) -> Behavior {
-    Behavior::Respond {
-        status,
-        headers: headers
-            .iter()
-            .map(|(k, v)| ((*k).into(), (*v).into()))
-            .collect(),
-        body: Bytes::from_static(b"{}"),
-    }
-}
-
-async fn wait_for(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !done() {
-        assert!(Instant::now() < deadline, "not within {within:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// How many times the upstream received each `X-Request-Id`.
@@ -74,7 +53,7 @@ async fn state_of(pg: &Postgres, id: &str) -> String {
 async fn on_postgres_a_request_is_202_delivered_with_retries_dead_and_deduplicated() {
     let pg = Postgres::start();
     let up = Upstream::start();
-    up.set_behavior(respond(503, &[]));
+    up.set_behavior(Behavior::respond(503, &[]));
     let gate = pg_gate(&up.url, &pg).start().await;
     let body = r#"{"scannedDocument":{"scanId":"pg1"}}"#;
     let reply = gate.post("/hooks/completed/pg1?x=1", body, &[]).await;
@@ -110,7 +89,7 @@ async fn on_postgres_a_request_is_202_delivered_with_retries_dead_and_deduplicat
     assert_eq!(state_of(&pg, &id).await, "delivered");
 
     // A refusal makes it dead at once: one attempt, no more.
-    up.set_behavior(respond(404, &[]));
+    up.set_behavior(Behavior::respond(404, &[]));
     let dead = gate.post("/hooks/refused", "{}", &[]).await.request_id();
     gate.expect_metric(
         "hookgate_deliveries_total",
@@ -269,7 +248,7 @@ async fn a_killed_replicas_leases_are_taken_over_after_they_expire() {
 async fn a_stopped_database_answers_503_then_recovers() {
     let pg = Postgres::start();
     let up = Upstream::start();
-    up.set_behavior(respond(429, &[("retry-after", "2")]));
+    up.set_behavior(Behavior::respond(429, &[("retry-after", "2")]));
     let gate = pg_gate(&up.url, &pg)
         .set("store.retry_max", "5s")
         .start()

@@ -49,3 +49,15 @@ pub use client::{request, Reply, TlsClient, H1, H2};
 pub use hookgate::{Gate, GateConfig, DEVELOPER_PAYLOAD, HEADER_NAME, HEADER_SECRET};
 pub use pki::Pki;
 pub use upstream::{Behavior, Upstream};
+
+/// Polls `done` every 20 ms until it holds; fails naming `what` after `within`.
+pub async fn wait_for(what: &str, within: std::time::Duration, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + within;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not within {within:?}: {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

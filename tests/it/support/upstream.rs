@@ -52,6 +52,20 @@ pub enum Behavior {
     Close,
 }
 
+impl Behavior {
+    /// `status` with these headers and a `{}` body (a store delivery's answer).
+    pub fn respond(status: u16, headers: &[(&str, &str)]) -> Behavior {
+        Behavior::Respond {
+            status,
+            headers: headers
+                .iter()
+                .map(|(k, v)| ((*k).into(), (*v).into()))
+                .collect(),
+            body: Bytes::from_static(b"{}"),
+        }
+    }
+}
+
 impl Default for Behavior {
     /// 200 `application/json` `{"upstream":"ok"}` with an `X-Upstream: recorded` header.
     fn default() -> Self {
