@@ -291,13 +291,6 @@ mod request_checks {
         api::check_path(black_box(path))
     }
 
-    #[divan::bench]
-    fn check_framing(bencher: Bencher) {
-        let headers = inbound_headers();
-        assert_eq!(api::check_framing(&headers), Ok(()));
-        bencher.bench_local(|| api::check_framing(black_box(&headers)));
-    }
-
     /// One accepted value, or two during a secret rotation (every value is compared).
     #[divan::bench(args = [1, 2])]
     fn required_header_hit(bencher: Bencher, values: usize) {
@@ -326,7 +319,7 @@ mod request_checks {
     }
 }
 
-mod head_inspector {
+mod http1_framing {
     use super::*;
 
     /// A typical 1 KiB webhook delivery: a ~400-byte head and a JSON body with Content-Length.
@@ -364,7 +357,7 @@ mod head_inspector {
         );
         assert!(
             reader.inspect(ambiguous.as_bytes()),
-            "the wrapper drives the real inspector"
+            "the wrapper drives the real framing decision"
         );
         bencher.bench_local(|| reader.inspect(black_box(&wire)));
     }

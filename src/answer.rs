@@ -86,8 +86,12 @@ impl Ended {
                                 .insert(http::header::ALLOW, allow.clone());
                         }
                     }
-                    // The rest of the body is not read: the connection cannot be reused.
-                    Denied::BodyTooLarge | Denied::BodyTimeout(_) | Denied::NoBufferRoom => {
+                    // The rest of the body is not read, or nothing after this request can be
+                    // read as one (SPEC §11): the connection cannot be reused.
+                    Denied::Framing(_)
+                    | Denied::BodyTooLarge
+                    | Denied::BodyTimeout(_)
+                    | Denied::NoBufferRoom => {
                         resp.headers_mut()
                             .insert(CONNECTION, HeaderValue::from_static("close"));
                     }

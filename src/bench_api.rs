@@ -10,7 +10,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use tokio::io::{AsyncRead, ReadBuf};
 
-use crate::{allowlist, head_inspector, identity, policy, secret, signature};
+use crate::{allowlist, http1, identity, policy, secret, signature};
 
 /// SHA-256 of a certificate's DER (hookgate computes it once per handshake).
 pub fn sha256(der: &[u8]) -> [u8; 32] {
@@ -141,14 +141,9 @@ impl ClientIdentity {
     }
 }
 
-/// `policy::framing::check_path`; `Err` carries the denial detail.
+/// `policy::target::check_path`; `Err` carries the denial detail.
 pub fn check_path(path: &str) -> Result<(), &'static str> {
-    policy::framing::check_path(path).map_err(policy::Denied::detail)
-}
-
-/// `policy::framing::check_framing`; `Err` carries the denial detail.
-pub fn check_framing(headers: &HeaderMap) -> Result<(), &'static str> {
-    policy::framing::check_framing(headers).map_err(policy::Denied::detail)
+    policy::target::check_path(path).map_err(policy::Denied::detail)
 }
 
 /// `policy::request::check_required_header` with its accepted values resolved once.
@@ -180,7 +175,7 @@ impl RequiredHeader {
     }
 }
 
-/// Drives `head_inspector::HeadInspector` over in-memory bytes (its `AsyncRead` path, as a
+/// Drives `http1::inspect::Inspected` over in-memory bytes (its `AsyncRead` path, as a
 /// connection does, with no socket), in reads of at most `read_size` bytes.
 pub struct HeadReader {
     waker: Waker,
@@ -201,11 +196,10 @@ impl HeadReader {
         }
     }
 
-    /// Reads all of `wire` through a fresh inspector; true if the first request had both
-    /// Content-Length and Transfer-Encoding.
+    /// Reads all of `wire` through a fresh inspector; true if the first request was refused.
     pub fn inspect(&mut self, wire: &[u8]) -> bool {
-        let verdicts = head_inspector::Verdicts::new();
-        let mut inspector = head_inspector::HeadInspector::new(wire, verdicts.clone());
+        let verdicts = http1::inspect::Verdicts::new();
+        let mut inspector = http1::inspect::Inspected::new(wire, verdicts.clone());
         let mut cx = Context::from_waker(&self.waker);
         loop {
             let mut read = ReadBuf::new(&mut self.buf);

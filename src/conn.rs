@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::head_inspector::Verdicts;
+use crate::http1::framing::Refusal;
+use crate::http1::inspect::Verdicts;
 use crate::identity::ClientIdentity;
 use crate::snapshot::Snapshot;
 use crate::Gate;
@@ -49,11 +50,14 @@ impl Conn {
         pinned && is_allowed_source(&snap, id.client_ip)
     }
 
-    /// Called once per request, in arrival order (HTTP/1.1 serves one request at a time).
-    /// Why its raw head must be refused (both Content-Length and Transfer-Encoding, or framing
-    /// the inspector could not follow), if it must.
-    pub(crate) fn next_request_framing_refusal(&self) -> Option<&'static str> {
-        let index = self.requests.fetch_add(1, Ordering::AcqRel);
+    /// Called once per request, in arrival order (HTTP/1.1 serves one request at a time): its
+    /// index on the connection, for [`Conn::framing_refusal`].
+    pub(crate) fn next_request(&self) -> u64 {
+        self.requests.fetch_add(1, Ordering::AcqRel)
+    }
+
+    /// Why the HTTP/1.1 framing decision refused request `index`, if it did (never on HTTP/2).
+    pub(crate) fn framing_refusal(&self, index: u64) -> Option<Refusal> {
         self.framing.refusal(index)
     }
 }

@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::conn::{is_allowed_source, Conn};
-use crate::head_inspector::{HeadInspector, Verdicts};
+use crate::http1::inspect::{Inspected, Verdicts};
 use crate::identity::ClientIdentity;
 use crate::metrics::ConnectionResult;
 use crate::policy::outcome::Reason;
@@ -136,7 +136,7 @@ pub(crate) async fn serve(
             .timer(TokioTimer::new())
             .header_read_timeout(listen.header_timeout)
             .keep_alive(true)
-            .serve_connection(TokioIo::new(HeadInspector::new(tls, framing)), service);
+            .serve_connection(TokioIo::new(Inspected::new(tls, framing)), service);
         let http = std::pin::pin!(http);
         drive(
             http,

@@ -17,7 +17,7 @@ use crate::body::{linger, read_body, Limits};
 use crate::config::Routing;
 use crate::conn::Conn;
 use crate::identity::{self, X_REQUEST_ID};
-use crate::policy::{framing, request, Denied};
+use crate::policy::{request, target, Denied};
 use crate::request_log::{Logged, RequestLog};
 use crate::routes::Route;
 use crate::snapshot::Snapshot;
@@ -69,7 +69,8 @@ async fn process(
     let (mut parts, mut body) = req.into_parts();
 
     let declared = declared_length(&parts.headers);
-    let route = match check_head(conn, snap, &parts, declared, log) {
+    let index = conn.next_request();
+    let route = match check_head(conn, snap, &parts, index, declared, log) {
         Ok(route) => route,
         Err(denied) => {
             linger(body);
@@ -89,6 +90,10 @@ async fn process(
             return Err(Ended::Denied(denied));
         }
     };
+    // A refusal inside a chunked body (its framing or trailers) is known once the body is read.
+    if let Some(refusal) = conn.framing_refusal(index) {
+        return Err(Ended::Denied(Denied::Framing(refusal)));
+    }
     let path = parts.uri.path();
     if let Some(rule) = route.payload.as_ref().filter(|r| r.applies_to(path)) {
         let whole = read.chunks.contiguous();
@@ -181,16 +186,16 @@ fn check_head<'s>(
     conn: &Conn,
     snap: &'s Snapshot,
     parts: &http::request::Parts,
+    index: u64,
     declared: Option<u64>,
     log: &mut RequestLog,
 ) -> Result<&'s Route, Denied> {
-    if let Some(why) = conn.next_request_framing_refusal() {
-        return Err(Denied::BadRequest(why));
+    if let Some(refusal) = conn.framing_refusal(index) {
+        return Err(Denied::Framing(refusal));
     }
-    framing::check_framing(&parts.headers)?;
-    framing::check_host(parts.uri.authority(), &parts.headers)?;
+    target::check_host(parts.uri.authority(), &parts.headers)?;
     if parts.method != Method::CONNECT {
-        framing::check_path(parts.uri.path())?;
+        target::check_path(parts.uri.path())?;
     }
     let path = parts.uri.path();
     let route = match snap.routes.routing() {

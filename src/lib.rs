@@ -4,7 +4,8 @@
 //! 1. [`server`] accepts TCP under a connection permit and checks the source IP (after a
 //!    PROXY header, [`proxy_protocol`], when configured) before any TLS byte.
 //! 2. [`connection`] runs the TLS handshake ([`tls`]: pins, CA chain, validity, proof of key)
-//!    under `handshake_timeout`, then serves HTTP/1.1 or HTTP/2 on one [`snapshot`].
+//!    under `handshake_timeout`, then serves HTTP/1.1 or HTTP/2 on one [`snapshot`]; on
+//!    HTTP/1.1 [`http1`] decides where each request begins and ends, on the raw bytes.
 //! 3. [`handler`] applies the request checks of [`policy`] in SPEC order, reads the body under
 //!    `max_body`, and hands it to [`identity`] (strip, then set and sign via [`signature`]).
 //! 4. [`forward`] sends it to the upstream over a pooled connection; failures become 502/504.
@@ -37,7 +38,7 @@ pub(crate) mod fsio;
 pub mod fuzz_api;
 pub(crate) mod gate;
 pub(crate) mod handler;
-pub(crate) mod head_inspector;
+pub(crate) mod http1;
 pub(crate) mod identity;
 pub(crate) mod limits;
 pub(crate) mod logging;

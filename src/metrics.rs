@@ -91,6 +91,8 @@ label_enum! {
         BodyTooLarge => "body_too_large",
         DeveloperPayload => "developer_payload",
         BadRequest => "bad_request",
+        UriTooLong => "uri_too_long",
+        HeaderTooLarge => "header_too_large",
         Timeout => "timeout",
         UpstreamUnavailable => "upstream_unavailable",
         UpstreamTimeout => "upstream_timeout",

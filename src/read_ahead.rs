@@ -99,7 +99,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for ReadAhead<S> {
 }
 
 /// Writes go straight to the inner stream: the read-side wrappers (this one and
-/// `head_inspector`) only look at what comes in.
+/// `http1::inspect`) only look at what comes in.
 macro_rules! write_passes_through {
     ($wrapper:ident) => {
         impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for $wrapper<S> {

@@ -127,7 +127,7 @@ fn fresh_render_has_every_label_value_and_valid_pair_at_zero() {
         .lines()
         .filter(|l| l.starts_with("hookgate_requests_total{"))
         .count();
-    assert_eq!(pairs, 14);
+    assert_eq!(pairs, 16);
 }
 
 #[test]
@@ -140,6 +140,10 @@ fn reason_outcome_matches_the_spec_pairs() {
     assert_eq!(pairs.iter().filter(|(o, _)| *o == "denied").count(), 5);
     assert_eq!(Reason::UpstreamTimeout.outcome(), Outcome::Error);
     assert_eq!(Reason::BadRequest.outcome(), Outcome::Error);
+    // SPEC §11's two reasons.
+    assert_eq!(Reason::UriTooLong.outcome().label(), "error");
+    assert_eq!(Reason::UriTooLong.label(), "uri_too_long");
+    assert_eq!(Reason::HeaderTooLarge.label(), "header_too_large");
     assert_eq!(Reason::DeveloperPayload.outcome(), Outcome::Denied);
 }
 

@@ -1,20 +1,24 @@
 //! Access decisions. Each check is a pure function returning `Result<(), Denied>`; the response,
 //! the metric label and the log line all come from the one `Denied` value.
 
-pub(crate) mod framing;
 pub(crate) mod normalize;
 pub(crate) mod outcome;
 pub(crate) mod percent;
 pub(crate) mod request;
+pub(crate) mod target;
 
 use http::StatusCode;
 
+use crate::http1::framing::Refusal;
 use outcome::Reason;
 
 /// Every way hookgate itself refuses a request, in SPEC order of checking.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Denied {
-    /// Ambiguous or malformed framing; never forwarded.
+    /// The HTTP/1.1 framing decision refused the stream (SPEC §3, §11): 400, 414 or 431, and
+    /// the connection closes.
+    Framing(Refusal),
+    /// Ambiguous or malformed otherwise; never forwarded.
     BadRequest(&'static str),
     Method,
     Path,
@@ -34,7 +38,11 @@ pub(crate) enum Denied {
 impl Denied {
     pub(crate) fn status(self) -> StatusCode {
         match self {
-            Denied::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Denied::Framing(Refusal::Malformed(_)) | Denied::BadRequest(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            Denied::Framing(Refusal::UriTooLong) => StatusCode::URI_TOO_LONG,
+            Denied::Framing(Refusal::HeaderTooLarge) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Denied::Method => StatusCode::METHOD_NOT_ALLOWED,
             Denied::Path => StatusCode::NOT_FOUND,
             Denied::Header(_) | Denied::DeveloperPayload(_) => StatusCode::FORBIDDEN,
@@ -45,7 +53,9 @@ impl Denied {
 
     pub(crate) fn reason(self) -> Reason {
         match self {
-            Denied::BadRequest(_) => Reason::BadRequest,
+            Denied::Framing(Refusal::Malformed(_)) | Denied::BadRequest(_) => Reason::BadRequest,
+            Denied::Framing(Refusal::UriTooLong) => Reason::UriTooLong,
+            Denied::Framing(Refusal::HeaderTooLarge) => Reason::HeaderTooLarge,
             Denied::BodyTimeout(_) | Denied::NoBufferRoom => Reason::Timeout,
             Denied::Method => Reason::Method,
             Denied::Path => Reason::Path,
@@ -58,7 +68,9 @@ impl Denied {
     /// The `error` word of hookgate's JSON answer: says what kind of refusal, never which secret.
     pub(crate) fn error_word(self) -> &'static str {
         match self {
-            Denied::BadRequest(_) => "bad_request",
+            Denied::Framing(Refusal::Malformed(_)) | Denied::BadRequest(_) => "bad_request",
+            Denied::Framing(Refusal::UriTooLong) => "uri_too_long",
+            Denied::Framing(Refusal::HeaderTooLarge) => "header_too_large",
             Denied::Method => "method_not_allowed",
             Denied::Path => "not_found",
             Denied::Header(_) | Denied::DeveloperPayload(_) => "forbidden",
@@ -70,10 +82,15 @@ impl Denied {
     /// For the log only: what exactly failed, never a secret or a header value.
     pub(crate) fn detail(self) -> &'static str {
         match self {
-            Denied::BadRequest(d)
+            Denied::Framing(Refusal::Malformed(d))
+            | Denied::BadRequest(d)
             | Denied::Header(d)
             | Denied::DeveloperPayload(d)
             | Denied::BodyTimeout(d) => d,
+            Denied::Framing(Refusal::UriTooLong) => "request line over 8 KiB",
+            Denied::Framing(Refusal::HeaderTooLarge) => {
+                "request head over 64 KiB or with more than 100 fields"
+            }
             Denied::Method => "method not allowed",
             Denied::Path => "path under no route (request.path_prefixes, or a [[routes]] path_prefixes)",
             Denied::BodyTooLarge => "body larger than request.max_body",

@@ -21,6 +21,8 @@ pub(crate) enum Reason {
     BodyTooLarge,
     DeveloperPayload,
     BadRequest,
+    UriTooLong,
+    HeaderTooLarge,
     Timeout,
     UpstreamUnavailable,
     UpstreamTimeout,
@@ -41,6 +43,8 @@ impl Reason {
             | Reason::BodyTooLarge
             | Reason::DeveloperPayload => Outcome::Denied,
             Reason::BadRequest
+            | Reason::UriTooLong
+            | Reason::HeaderTooLarge
             | Reason::Timeout
             | Reason::UpstreamUnavailable
             | Reason::UpstreamTimeout

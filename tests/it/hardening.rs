@@ -4,6 +4,7 @@
 //! connections that are already open (closing those it no longer admits).
 
 mod faults;
+mod framing;
 mod headers;
 mod reload;
 mod requests;

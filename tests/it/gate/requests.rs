@@ -169,9 +169,10 @@ fn cl_te_request() -> String {
 }
 
 /// SPEC §3: Content-Length with Transfer-Encoding is 400 and never forwarded. hyper resolves
-/// this framing itself (RFC 9112 §6.3), so hookgate's `head_inspector` sees the raw head; the
-/// request is refused whichever header comes first and wherever it stands on the connection,
-/// and hyper closes the connection after it so no second request can hide in its body.
+/// this framing itself (RFC 9112 §6.3), so hookgate decides it on the raw bytes
+/// (`http1::framing`); the request is refused whichever header comes first and wherever it
+/// stands on the connection, and the connection closes so no second request can hide in its
+/// body.
 #[tokio::test]
 async fn answers_400_to_content_length_with_transfer_encoding_and_forwards_nothing() {
     let up = Upstream::start();

@@ -132,8 +132,13 @@ async fn refuses_a_request_head_over_64_kib() {
     let mut tls = connect(&gate).await;
     let reply = exchange(&mut tls, &request).await;
     let resp = reply.expect_response();
-    resp.assert_error(400, "bad_request");
-    gate.expect_requests("error", "bad_request", 1.0).await;
+    // SPEC §11: 431, and the connection closes.
+    resp.assert_error(431, "header_too_large");
+    assert_eq!(
+        resp.headers.get("connection").map(|v| v.as_bytes()),
+        Some(&b"close"[..])
+    );
+    gate.expect_requests("error", "header_too_large", 1.0).await;
     assert_eq!(request_log(&gate, resp).await["path"], "/big-head");
     up.assert_untouched();
 }

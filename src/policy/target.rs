@@ -1,48 +1,12 @@
-//! Ambiguous HTTP framing and path tricks, rejected with 400 before any other check: a request
-//! two parsers could read differently must never reach the upstream.
+//! Where a request is addressed (its Host and its path), checked for what two parsers could
+//! read differently, rejected with 400 before any other check. Where a request ends is decided
+//! elsewhere: for HTTP/1.1 by `http1::framing`, for HTTP/2 by its frames (the h2 crate refuses
+//! Transfer-Encoding and conflicting or malformed Content-Length, RFC 9113 §8.1.1, §8.2.2).
 
-use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::HeaderMap;
 
 use super::percent::{units, Unit};
 use super::Denied;
-
-/// Content-Length with Transfer-Encoding, Content-Length values that disagree, or a
-/// Transfer-Encoding other than `chunked` alone (`gzip, chunked` would reach the upstream still
-/// compressed but without its coding).
-pub(crate) fn check_framing(headers: &HeaderMap) -> Result<(), Denied> {
-    let mut codings = headers.get_all(TRANSFER_ENCODING).iter();
-    if let Some(first) = codings.next() {
-        if codings.next().is_some() || !first.as_bytes().eq_ignore_ascii_case(b"chunked") {
-            return Err(Denied::BadRequest(
-                "Transfer-Encoding other than chunked alone",
-            ));
-        }
-    }
-    let mut lengths = headers.get_all(CONTENT_LENGTH).iter();
-    if let Some(first) = lengths.next() {
-        if headers.contains_key(TRANSFER_ENCODING) {
-            return Err(Denied::BadRequest(
-                "Content-Length together with Transfer-Encoding",
-            ));
-        }
-        let first = parse_length(first.as_bytes())?;
-        for other in lengths {
-            if parse_length(other.as_bytes())? != first {
-                return Err(Denied::BadRequest("conflicting Content-Length values"));
-            }
-        }
-    }
-    Ok(())
-}
-
-fn parse_length(v: &[u8]) -> Result<u64, Denied> {
-    // Only plain digits: no sign, no spaces, no lists ("5, 5") that parsers disagree on.
-    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
-        return Err(Denied::BadRequest("malformed Content-Length"));
-    }
-    Ok(v.iter().fold(0, |n, d| n * 10 + u64::from(d - b'0')))
-}
 
 /// Exactly one host, without userinfo: one `Host` field (RFC 9112 §3.2: a request without it,
 /// or with two, is refused), or an HTTP/2 `:authority` alone. A Host that disagrees with the
@@ -182,61 +146,6 @@ mod tests {
         }
         assert!(check_host(None, &headers(&[("host", "hooks.example:8443")])).is_ok());
         assert!(check_host(None, &headers(&[("host", "[::1]:8443")])).is_ok());
-    }
-
-    #[test]
-    fn accepts_only_chunked_alone_as_transfer_encoding() {
-        for te in [
-            "gzip, chunked",
-            "foo, chunked",
-            "chunked, chunked",
-            "identity",
-            "gzip",
-        ] {
-            assert_eq!(
-                check_framing(&headers(&[("transfer-encoding", te)])),
-                Err(Denied::BadRequest(
-                    "Transfer-Encoding other than chunked alone"
-                )),
-                "{te}"
-            );
-        }
-        let two = headers(&[
-            ("transfer-encoding", "chunked"),
-            ("transfer-encoding", "chunked"),
-        ]);
-        assert!(check_framing(&two).is_err());
-        assert!(check_framing(&headers(&[("transfer-encoding", "Chunked")])).is_ok());
-    }
-
-    #[test]
-    fn rejects_content_length_with_transfer_encoding() {
-        let h = headers(&[("content-length", "5"), ("transfer-encoding", "chunked")]);
-        assert!(matches!(check_framing(&h), Err(Denied::BadRequest(_))));
-    }
-
-    #[test]
-    fn rejects_conflicting_and_malformed_content_lengths() {
-        for pairs in [
-            &[("content-length", "5"), ("content-length", "6")][..],
-            &[("content-length", "+5")],
-            &[("content-length", "5, 5")],
-            &[("content-length", "")],
-            &[("content-length", "99999999999999999999")],
-        ] {
-            assert!(check_framing(&headers(pairs)).is_err(), "{pairs:?}");
-        }
-    }
-
-    #[test]
-    fn accepts_repeated_identical_content_length_and_plain_requests() {
-        assert!(check_framing(&headers(&[
-            ("content-length", "5"),
-            ("content-length", "5")
-        ]))
-        .is_ok());
-        assert!(check_framing(&headers(&[("transfer-encoding", "chunked")])).is_ok());
-        assert!(check_framing(&headers(&[])).is_ok());
     }
 
     #[test]

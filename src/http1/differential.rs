@@ -1,0 +1,206 @@
+//! hookgate's framing beside hyper 1's HTTP/1.1 server, over the same bytes: for the corpus
+//! test below and the `request_framing` fuzz target (feature `differential`). Never built into
+//! hookgate itself.
+//!
+//! The rule it checks: every request hookgate reads whole, hyper reads whole too, as the same
+//! request (method, target, version, header fields, body); and where hookgate did not refuse,
+//! hyper read no further request. Any other disagreement about where messages begin and end
+//! must be a refusal by hookgate.
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::framing::{self, Event, Requests, MAX_HEADERS};
+
+/// One request as a reader saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub method: String,
+    /// As `http::Uri` displays it (both readers build one).
+    pub target: String,
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    pub version: u8,
+    /// (lowercase name, value), sorted.
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub body: Vec<u8>,
+}
+
+/// What hookgate's framing made of a stream.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Framed {
+    /// The requests read whole, before any refusal.
+    pub messages: Vec<Message>,
+    /// Why the stream was refused, if it was.
+    pub refused: Option<String>,
+}
+
+/// Feeds `stream` to [`Requests`] in reads of `read_size` bytes.
+pub fn hookgate_reads(stream: &[u8], read_size: usize) -> Framed {
+    let mut requests = Requests::default();
+    let mut framed = Framed::default();
+    let mut current: Option<Message> = None;
+    for piece in stream.chunks(read_size.max(1)) {
+        requests.feed(piece, &mut |event| match event {
+            Event::Head { at, len, .. } => {
+                current = Some(head_of(&stream[at as usize..at as usize + len]));
+            }
+            Event::Data { at, len } => {
+                if let Some(m) = current.as_mut() {
+                    m.body
+                        .extend_from_slice(&stream[at as usize..at as usize + len]);
+                }
+            }
+            Event::End { .. } => framed.messages.extend(current.take()),
+            Event::Refused { refusal, .. } => framed.refused = Some(format!("{refusal:?}")),
+            Event::AfterClose(_) => {}
+        });
+    }
+    framed
+}
+
+/// The request a head hookgate accepted describes.
+fn head_of(head: &[u8]) -> Message {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let (req, _) = framing::parse_head(head, &mut headers).expect("a head framing accepted");
+    let target = req.path.unwrap_or_default();
+    let mut fields: Vec<(String, Vec<u8>)> = req
+        .headers
+        .iter()
+        .map(|h| (h.name.to_ascii_lowercase(), h.value.to_vec()))
+        .collect();
+    fields.sort();
+    // hyper keeps one of several equal Content-Length fields (framing accepts only equal ones).
+    fields.dedup_by(|a, b| a.0 == "content-length" && a == b);
+    Message {
+        method: req.method.unwrap_or_default().to_owned(),
+        target: http::Uri::try_from(target)
+            .map(|u| u.to_string())
+            .unwrap_or_default(),
+        version: req.version.unwrap_or_default(),
+        headers: fields,
+        body: Vec::new(),
+    }
+}
+
+/// The requests hyper 1's server dispatched from `stream` and whose bodies it read whole.
+pub fn hyper_reads(stream: &[u8]) -> Vec<Message> {
+    thread_local! {
+        static RUNTIME: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+    }
+    RUNTIME.with(|rt| rt.block_on(hyper_reads_async(stream)))
+}
+
+async fn hyper_reads_async(stream: &[u8]) -> Vec<Message> {
+    let (client, server) = tokio::io::duplex(64 * 1024);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let service = {
+        let seen = seen.clone();
+        hyper::service::service_fn(move |req: http::Request<Incoming>| {
+            let seen = seen.clone();
+            async move {
+                let (parts, body) = req.into_parts();
+                if let Ok(body) = body.collect().await {
+                    let mut headers: Vec<(String, Vec<u8>)> = parts
+                        .headers
+                        .iter()
+                        .map(|(k, v)| (k.as_str().to_owned(), v.as_bytes().to_vec()))
+                        .collect();
+                    headers.sort();
+                    seen.lock().expect("not poisoned").push(Message {
+                        method: parts.method.to_string(),
+                        target: parts.uri.to_string(),
+                        version: u8::from(parts.version == http::Version::HTTP_11),
+                        headers,
+                        body: body.to_bytes().to_vec(),
+                    });
+                }
+                // A 2xx to CONNECT would turn the connection into a tunnel.
+                let status = if parts.method == http::Method::CONNECT {
+                    400
+                } else {
+                    200
+                };
+                let resp = http::Response::builder()
+                    .status(status)
+                    .body(Empty::<Bytes>::new())
+                    .expect("a response");
+                Ok::<_, Infallible>(resp)
+            }
+        })
+    };
+    // The client half-closes once it has written everything: hyper must still serve what it read.
+    let conn = http1::Builder::new()
+        .half_close(true)
+        .serve_connection(TokioIo::new(server), service);
+    let (mut rd, mut wr) = tokio::io::split(client);
+    let write = async {
+        let _ = wr.write_all(stream).await;
+        let _ = wr.shutdown().await;
+    };
+    let read = async {
+        let mut sink = vec![0; 16 * 1024];
+        while let Ok(n) = rd.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    };
+    let served = async {
+        let _ = conn.await;
+    };
+    let all = async { tokio::join!(served, write, read) };
+    if tokio::time::timeout(std::time::Duration::from_secs(10), all)
+        .await
+        .is_err()
+    {
+        panic!("hyper did not finish reading {} bytes", stream.len());
+    }
+    let seen = seen.lock().expect("not poisoned").clone();
+    seen
+}
+
+/// `None` if hookgate's framing and hyper agree on `stream` as the rule above says; else
+/// what they disagree on. Read sizes must not change hookgate's reading (`splits`).
+pub fn disagreement(stream: &[u8], splits: &[usize]) -> Option<String> {
+    let ours = hookgate_reads(stream, stream.len());
+    for &split in splits {
+        let other = hookgate_reads(stream, split);
+        if other != ours {
+            return Some(format!(
+                "reads of {split} bytes: {other:?}, one read: {ours:?}"
+            ));
+        }
+    }
+    compare(&ours, &hyper_reads(stream))
+}
+
+/// The rule itself, over what each side read.
+pub fn compare(ours: &Framed, theirs: &[Message]) -> Option<String> {
+    let n = ours.messages.len();
+    if theirs.len() < n || theirs[..n] != ours.messages[..] {
+        return Some(format!(
+            "hookgate read {:?}, hyper read {theirs:?}",
+            ours.messages
+        ));
+    }
+    if ours.refused.is_none() && theirs.len() > n {
+        return Some(format!(
+            "hyper read requests hookgate neither read nor refused: {:?}",
+            &theirs[n..]
+        ));
+    }
+    None
+}
+
+#[cfg(test)]
+mod corpus;

@@ -1,0 +1,102 @@
+//! HTTP/1.1 framing is decided once (`http1::framing`), strictly: what another parser could
+//! read differently is refused in hookgate's own format (SPEC §3, §11), the connection closes,
+//! and nothing on it after the refusal reaches the upstream.
+
+use super::*;
+
+/// Writes `bytes` on a fresh connection; one response, then whether the connection closed.
+async fn send_raw(gate: &Gate, bytes: &[u8]) -> (Reply, bool) {
+    let mut tls = connect(gate).await;
+    let reply = client::raw_exchange(&mut tls, bytes, Duration::from_secs(5)).await;
+    let resp = reply.expect_response();
+    let resp = Reply {
+        status: resp.status,
+        version: resp.version,
+        headers: resp.headers.clone(),
+        body: resp.body.clone(),
+    };
+    let closed = read_until_closed(&mut tls, Duration::from_secs(5))
+        .await
+        .1
+        .is_some();
+    (resp, closed)
+}
+
+fn head_secret() -> String {
+    format!("{HEADER_NAME}: {HEADER_SECRET}")
+}
+
+#[tokio::test]
+async fn refuses_the_bare_lf_trailer_that_hid_a_phantom_head_and_forwards_nothing_after_it() {
+    // Issue 15's bytes: the old inspector took the bare-LF trailer lines for a request head
+    // with `Content-Length: 99999999` and stopped checking, so the CL+TE request after it
+    // was forwarded.
+    let up = Upstream::start();
+    let gate = GateConfig::new(&up.url).start().await;
+    let json = format!("{{\"pad\":\"{}\"}}", "x".repeat(62));
+    assert_eq!(json.len(), 72);
+    let stream = format!(
+        "POST /first HTTP/1.1\r\nHost: localhost\r\n{s}\r\nTransfer-Encoding: chunked\r\n\r\n\
+         48\r\n{json}\r\n0\r\n\
+         \nPUT /other/phantom HTTP/1.1\nContent-Length: 99999999\n\nX: y\r\n\r\n\
+         POST /second HTTP/1.1\r\nHost: localhost\r\n{s}\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n",
+        s = head_secret()
+    );
+    let (resp, closed) = send_raw(&gate, stream.as_bytes()).await;
+    resp.assert_error(400, "bad_request");
+    assert!(closed, "the connection closes after a framing refusal");
+    let log = request_log(&gate, &resp).await;
+    assert_eq!(
+        (&log["path"], &log["detail"]),
+        (&"/first".into(), &"malformed trailer field".into())
+    );
+    gate.expect_requests("error", "bad_request", 1.0).await;
+    up.assert_untouched();
+}
+
+#[tokio::test]
+async fn answers_414_to_a_request_line_over_8_kib() {
+    let up = Upstream::start();
+    let gate = GateConfig::new(&up.url).start().await;
+    let path = format!("/{}", "a".repeat(9 * 1024));
+    let (resp, closed) = send_raw(&gate, raw_post(&path, &[], "{}").as_bytes()).await;
+    resp.assert_error(414, "uri_too_long");
+    assert!(closed);
+    gate.expect_requests("error", "uri_too_long", 1.0).await;
+    up.assert_untouched();
+}
+
+#[tokio::test]
+async fn refuses_bare_lf_heads_and_loose_chunk_lines_in_hookgates_format() {
+    let up = Upstream::start();
+    let gate = GateConfig::new(&up.url).start().await;
+    let s = head_secret();
+    let cases = [
+        (
+            format!("POST /a HTTP/1.1\nHost: localhost\n{s}\nContent-Length: 2\n\n{{}}"),
+            "bare LF in the request head",
+        ),
+        (
+            format!("POST /a HTTP/1.1\r\nHost: localhost\r\n{s}\r\nTransfer-Encoding: chunked\r\n\r\n2 ;x\r\n{{}}\r\n0\r\n\r\n"),
+            "malformed chunk size line",
+        ),
+        (
+            format!("POST /a HTTP/1.1\r\nHost: localhost\r\n{s}\r\nTransfer-Encoding: chunked\r\n\r\n2;x=\"y\r\n{{}}\r\n0\r\n\r\n"),
+            "malformed chunk extension",
+        ),
+    ];
+    for (bytes, detail) in &cases {
+        let (resp, closed) = send_raw(&gate, bytes.as_bytes()).await;
+        resp.assert_error(400, "bad_request");
+        assert!(closed, "{detail}");
+        assert_eq!(request_log(&gate, &resp).await["detail"], *detail);
+    }
+    gate.expect_requests("error", "bad_request", cases.len() as f64)
+        .await;
+    up.assert_untouched();
+    // Strict is not lenient-averse: extensions and trailers in their RFC form go through.
+    let ok = format!("POST /ok HTTP/1.1\r\nHost: localhost\r\n{s}\r\nTransfer-Encoding: chunked\r\n\r\n2;name=\"v\"\r\n{{}}\r\n0\r\nX-Sum: 1\r\n\r\n");
+    let (resp, _) = send_raw(&gate, ok.as_bytes()).await;
+    assert_eq!(resp.status, 200);
+    assert_eq!(up.single().body, b"{}"[..]);
+}
