@@ -202,5 +202,64 @@ pub fn compare(ours: &Framed, theirs: &[Message]) -> Option<String> {
     None
 }
 
+/// `None` if hookgate's events over `stream` (in reads of `read_size`) account for every byte
+/// exactly once: requests follow each other with nothing between them from the first byte, each
+/// head and body inside its request, indexes in order; after them only a refused or an
+/// unfinished request, or bytes after `Connection: close`.
+pub fn tiling_violation(stream: &[u8], read_size: usize) -> Option<String> {
+    let mut requests = Requests::default();
+    let mut events = Vec::new();
+    for piece in stream.chunks(read_size.max(1)) {
+        requests.feed(piece, &mut |e| events.push(e));
+    }
+    // Where the next request must start, and where the current one's next byte may be.
+    let (mut next_start, mut cursor, mut index, mut open) = (0u64, 0u64, 0u64, false);
+    let mut after = 0usize;
+    for e in &events {
+        let ok = match *e {
+            Event::Head {
+                index: i, at, len, ..
+            } => {
+                let ok = !open && i == index && at == next_start && len > 0;
+                (cursor, open) = (at + len as u64, true);
+                ok
+            }
+            Event::Data { at, len } => {
+                let ok = open && at >= cursor && len > 0;
+                cursor = at + len as u64;
+                ok
+            }
+            Event::End { index: i, at } => {
+                let ok = open && i == index && at >= cursor;
+                (next_start, cursor, index, open) = (at, at, index + 1, false);
+                ok
+            }
+            Event::Refused { index: i, .. } => i == index,
+            Event::AfterClose(len) => {
+                after += len;
+                !open
+            }
+        };
+        if !ok {
+            return Some(format!("{e:?} out of place in {events:?}"));
+        }
+    }
+    let refused = events.iter().any(|e| matches!(e, Event::Refused { .. }));
+    let refusals = events
+        .iter()
+        .filter(|e| matches!(e, Event::Refused { .. }))
+        .count();
+    if refusals > 1 || (refused && !matches!(events.last(), Some(Event::Refused { .. }))) {
+        return Some(format!("events after a refusal: {events:?}"));
+    }
+    if after > 0 && next_start + after as u64 != stream.len() as u64 {
+        return Some(format!("{after} bytes after close, {} fed", stream.len()));
+    }
+    if next_start > stream.len() as u64 {
+        return Some(format!("requests end at {next_start} of {}", stream.len()));
+    }
+    None
+}
+
 #[cfg(test)]
 mod corpus;

@@ -465,8 +465,8 @@ pub(crate) enum Event {
     },
     /// `len` bytes of body data of the current request, from stream position `at`.
     Data { at: u64, len: usize },
-    /// Request `index` ended with the last byte fed so far.
-    End { index: u64 },
+    /// Request `index` ended; its last byte is just before stream position `at`.
+    End { index: u64, at: u64 },
     /// The stream was refused while reading request `index`; nothing after it is a request.
     Refused { index: u64, refusal: Refusal },
     /// The stream ended by `Connection: close`; `len` bytes were fed after it.
@@ -497,7 +497,7 @@ impl Requests {
                             framing,
                         });
                         self.state = match framing.body {
-                            Body::Length(0) => self.end(framing.keep_alive, on),
+                            Body::Length(0) => self.end(framing.keep_alive, at + used as u64, on),
                             Body::Length(left) => State::Length {
                                 left,
                                 keep_alive: framing.keep_alive,
@@ -521,7 +521,7 @@ impl Requests {
                     });
                     if *left == 0 {
                         let keep_alive = *keep_alive;
-                        self.state = self.end(keep_alive, on);
+                        self.state = self.end(keep_alive, at + take, on);
                     }
                     take as usize
                 }
@@ -535,7 +535,7 @@ impl Requests {
                         }
                         if step.done {
                             let keep_alive = *keep_alive;
-                            self.state = self.end(keep_alive, on);
+                            self.state = self.end(keep_alive, at + step.used as u64, on);
                         }
                         step.used
                     }
@@ -574,8 +574,11 @@ impl Requests {
         Ok(Some((len - already, len, framing)))
     }
 
-    fn end(&mut self, keep_alive: bool, on: &mut impl FnMut(Event)) -> State {
-        on(Event::End { index: self.index });
+    fn end(&mut self, keep_alive: bool, at: u64, on: &mut impl FnMut(Event)) -> State {
+        on(Event::End {
+            index: self.index,
+            at,
+        });
         self.index += 1;
         if keep_alive {
             State::Head

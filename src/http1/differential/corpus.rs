@@ -273,6 +273,11 @@ fn hookgate_and_hyper_agree_on_every_message_boundary_or_hookgate_refuses() {
     let mut refused = 0;
     let mut failures = Vec::new();
     for stream in &corpus {
+        for split in SPLITS.iter().copied().chain([stream.len()]) {
+            if let Some(why) = tiling_violation(stream, split) {
+                failures.push(format!("tiling, reads of {split}: {why}"));
+            }
+        }
         if let Some(why) = disagreement(stream, SPLITS) {
             let shown = String::from_utf8_lossy(&stream[..stream.len().min(300)]).into_owned();
             failures.push(format!("{shown:?}\n  {}", &why[..why.len().min(1500)]));
@@ -291,6 +296,25 @@ fn hookgate_and_hyper_agree_on_every_message_boundary_or_hookgate_refuses() {
         refused > 150 && refused < corpus.len() - 150,
         "{refused} refused"
     );
+}
+
+/// Writes the corpus as seeds of the `request_framing` fuzz target (a read-size byte, then the
+/// stream, up to 16 KiB): `cargo test --lib write_fuzz_seeds -- --ignored`.
+#[test]
+#[ignore]
+fn write_fuzz_seeds() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/request_framing");
+    std::fs::create_dir_all(&dir).expect("seed directory");
+    // The limit cases (64 KiB heads) stay in the test: seeds that long would slow every run.
+    for (i, stream) in corpus()
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.len() <= 16 * 1024)
+    {
+        let seed = [&[(i % 64) as u8][..], stream].concat();
+        let name = crate::digest::hex(&crate::digest::sha1(&seed));
+        std::fs::write(dir.join(name), seed).expect("seed");
+    }
 }
 
 #[test]
