@@ -87,17 +87,14 @@ pub(crate) fn not_ready_reason(gate: &Gate) -> Option<String> {
     if gate.draining.load(Ordering::Acquire) {
         return Some("draining (shutting down)".into());
     }
-    let snap = gate.snapshot.load();
-    if snap.pins.as_ref().is_some_and(|l| l.live.load().is_empty()) {
+    let admission = gate.admission();
+    if admission.pin_count() == Some(0) {
         return Some("the [thumbprints] allow list is empty, so every client is refused".into());
     }
-    if snap
-        .source_ips
-        .as_ref()
-        .is_some_and(|l| l.live.load().is_empty())
-    {
+    if admission.network_count() == Some(0) {
         return Some("the [source_ips] allow list is empty, so every connection is refused".into());
     }
+    let snap = gate.snapshot();
     // SPEC §9.7: not ready while the store cannot be written.
     if let Some(why) = gate.store.as_ref().and_then(|s| s.unwritable()) {
         return Some(why);

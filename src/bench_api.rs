@@ -38,8 +38,10 @@ impl PinSet {
         PinSet(allowlist::thumbprint::PinSet::new(pins))
     }
 
+    /// As the TLS verifier decides: the SHA-1 is computed only when a SHA-1 pin exists.
     pub fn is_pinned(&self, leaf_sha256: &[u8; 32], leaf_der: &[u8]) -> bool {
-        self.0.is_pinned(leaf_sha256, leaf_der)
+        let sha1 = self.0.has_sha1().then(|| crate::digest::sha1(leaf_der));
+        self.0.contains(leaf_sha256, sha1.as_ref())
     }
 }
 

@@ -13,7 +13,8 @@ pub use crate::start::LogOverrides;
 
 /// `hookgate check`: builds everything `run` would and prints what is enforced.
 pub fn check(path: &Path) -> ExitCode {
-    let loaded = load(path, &Arc::new(Metrics::new(crate::VERSION))).and_then(|mut snapshot| {
+    let loaded = load(path, &Arc::new(Metrics::new(crate::VERSION))).and_then(|loaded| {
+        let mut snapshot = loaded.snapshot;
         // SPEC §9.8: the store must open (here: the directory is writable, the database answers).
         if let Some(warning) = probe_store(&snapshot.config)? {
             snapshot.warnings.push(warning);
@@ -63,17 +64,17 @@ fn probe_store(config: &Config) -> Result<Option<String>, crate::config::ConfigE
 /// `hookgate run`: serves until SIGTERM/SIGINT, then drains and exits 0.
 pub fn run(path: &Path, log: &LogOverrides) -> ExitCode {
     let metrics = Arc::new(Metrics::new(crate::VERSION));
-    let snapshot = match load(path, &metrics) {
-        Ok(s) => s,
+    let loaded = match load(path, &metrics) {
+        Ok(l) => l,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(1);
         }
     };
-    for w in &snapshot.warnings {
+    for w in &loaded.snapshot.warnings {
         eprintln!("warning: {w}");
     }
-    if let Err(e) = init_logging(&snapshot.config, log) {
+    if let Err(e) = init_logging(&loaded.snapshot.config, log) {
         eprintln!("error: {e}");
         return ExitCode::from(1);
     }
@@ -85,7 +86,7 @@ pub fn run(path: &Path, log: &LogOverrides) -> ExitCode {
         }
     };
     let code = runtime.block_on(async move {
-        match start(snapshot, metrics, path.to_owned()).await {
+        match start(loaded, metrics, path.to_owned()).await {
             Ok(running) => {
                 running.wait().await;
                 ExitCode::SUCCESS

@@ -2,7 +2,6 @@
 //! count for the idle timeout, raw-head framing verdicts), and whether the lists in force still
 //! admit it. Below both the connection task and the request handler, so neither imports the other.
 
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,7 +9,6 @@ use std::time::{Duration, Instant};
 use crate::http1::framing::Refusal;
 use crate::http1::inspect::Verdicts;
 use crate::identity::ClientIdentity;
-use crate::snapshot::Snapshot;
 use crate::Gate;
 
 /// What every request on one connection shares.
@@ -38,16 +36,13 @@ impl Conn {
         }
     }
 
-    /// Whether the lists in force now still admit this connection's certificate and address.
+    /// Whether the admission in force now still admits this connection's certificate and
+    /// address (by the rules the handshake and the accept path applied).
     pub(crate) fn is_still_admitted(&self) -> bool {
-        let snap = self.gate.snapshot.load();
+        let admission = self.gate.admission();
         let id = &self.identity;
-        let pinned = snap.pins.as_ref().map_or(true, |l| {
-            l.live
-                .load()
-                .is_pinned_digests(&id.leaf_sha256, id.leaf_sha1.as_ref())
-        });
-        pinned && is_allowed_source(&snap, id.client_ip)
+        admission.admits_leaf(&id.leaf_sha256, id.leaf_sha1.as_ref())
+            && admission.admits_source(id.client_ip)
     }
 
     /// Called once per request, in arrival order (HTTP/1.1 serves one request at a time): its
@@ -91,11 +86,4 @@ impl Activity {
         self.last_done_ms.store(ms, Ordering::Release);
         self.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
-}
-
-pub(crate) fn is_allowed_source(snapshot: &Snapshot, ip: IpAddr) -> bool {
-    snapshot
-        .source_ips
-        .as_ref()
-        .map_or(true, |list| list.live.load().contains(ip))
 }

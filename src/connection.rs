@@ -12,7 +12,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use crate::conn::{is_allowed_source, Conn};
+use crate::conn::Conn;
 use crate::http1::inspect::{Inspected, Verdicts};
 use crate::identity::ClientIdentity;
 use crate::metrics::ConnectionResult;
@@ -57,7 +57,7 @@ pub(crate) async fn serve(
                 return;
             }
         }
-        if !is_allowed_source(&snapshot, client_ip) {
+        if !gate.admission().admits_source(client_ip) {
             deny_ip(&gate, client_ip);
             return;
         }
@@ -97,10 +97,7 @@ pub(crate) async fn serve(
         // Unreachable: the verifier makes a certificate mandatory. Fail closed anyway.
         return;
     };
-    let with_sha1 = snapshot
-        .pins
-        .as_ref()
-        .is_some_and(|l| l.live.load().has_sha1());
+    let with_sha1 = gate.admission().wants_sha1();
     let identity = ClientIdentity::new(client_ip, leaf, with_sha1);
     let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
     let framing = Verdicts::new();
@@ -160,7 +157,7 @@ async fn drive<F: Future<Output = hyper::Result<()>>>(
     mut stop: watch::Receiver<Stop>,
     idle_limit: Duration,
 ) {
-    let mut generation = conn.gate.generation.subscribe();
+    let mut generation = conn.gate.watch_admission();
     // Closing for idleness or a lost admission: the peer gets `idle_limit` to finish once
     // nothing is in flight (an HTTP/2 peer that never answers the GOAWAY ping must not keep the
     // connection). A drain has no such bound: the server cuts it at the end of shutdown_grace.

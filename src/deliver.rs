@@ -75,7 +75,7 @@ pub(crate) async fn run(gate: Arc<Gate>, store: Arc<Store>, mut shutdown: watch:
             _ = shutdown.changed() => break,
         }
     }
-    let grace = gate.snapshot.load().config.listen.shutdown_grace;
+    let grace = gate.snapshot().config.listen.shutdown_grace;
     let all = u32::try_from(concurrency).unwrap_or(u32::MAX);
     if tokio::time::timeout(grace, slots.acquire_many(all))
         .await
@@ -86,7 +86,7 @@ pub(crate) async fn run(gate: Arc<Gate>, store: Arc<Store>, mut shutdown: watch:
 }
 
 fn store_config(gate: &Gate) -> Option<StoreConfig> {
-    gate.snapshot.load().config.store.clone()
+    gate.snapshot().config.store.clone()
 }
 
 async fn housekeep(gate: &Gate, store: &Store, cfg: &StoreConfig) {
@@ -144,7 +144,7 @@ async fn attempt(gate: &Gate, store: &Store, cfg: &StoreConfig, due: Due) {
     let started = Instant::now();
     let number = due.attempts + 1;
     let s = &due.stored;
-    let snap = gate.snapshot.load_full();
+    let snap = gate.snapshot_full();
     let route = snap.routes.iter().find(|r| r.name() == s.route);
     let verdict = match route {
         None => Verdict::Retry {

@@ -56,7 +56,7 @@ pub(crate) fn run(config: Option<PathBuf>, store: bool, log: &LogOverrides) -> E
         }
     }
     let metrics = std::sync::Arc::new(crate::metrics::Metrics::new(crate::VERSION));
-    let snapshot = match crate::start::load(&path, &metrics) {
+    let loaded = match crate::start::load(&path, &metrics) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
@@ -72,6 +72,7 @@ pub(crate) fn run(config: Option<PathBuf>, store: bool, log: &LogOverrides) -> E
         format: log.format.clone().or_else(|| Some("text".into())),
         level: log.level.clone(),
     };
+    let snapshot = &loaded.snapshot;
     if let Err(e) = init_logging(&snapshot.config, &log) {
         eprintln!("error: {e}");
         return ExitCode::from(1);
@@ -107,8 +108,8 @@ pub(crate) fn run(config: Option<PathBuf>, store: bool, log: &LogOverrides) -> E
             IdentitySigner::new(&key, &id).ok()
         });
         tokio::spawn(echo_upstream(upstream, signer, store));
-        let curl = curl_line(&snapshot, &certs_of);
-        match start(snapshot, metrics, path.clone()).await {
+        let curl = curl_line(&loaded.snapshot, &certs_of);
+        match start(loaded, metrics, path.clone()).await {
             Ok(running) => {
                 println!(
                     "\nhookgate demo: the gate listens on {}, the echo upstream on {host}:{port}.",

@@ -40,7 +40,7 @@ pub(crate) async fn handle(
     // Request rules come from the snapshot in force now: a reload applies to the next request
     // even on an open keep-alive connection (the TLS identity stays the connection's).
     let conn = log.conn_arc();
-    let snap = conn.gate.snapshot.load_full();
+    let snap = conn.gate.snapshot_full();
     let result = process(req, &conn, &mut log, &snap, &request_id).await;
 
     let ended = result.unwrap_or_else(|e| e);

@@ -2,9 +2,10 @@
 //!
 //! One request's path through the program, in module order:
 //! 1. [`server`] accepts TCP under a connection permit and checks the source IP (after a
-//!    PROXY header, [`proxy_protocol`], when configured) before any TLS byte.
-//! 2. [`connection`] runs the TLS handshake ([`tls`]: pins, CA chain, validity, proof of key)
-//!    under `handshake_timeout`, then serves HTTP/1.1 or HTTP/2 on one [`snapshot`]; on
+//!    PROXY header, [`proxy_protocol`], when configured) before any TLS byte, by [`admission`].
+//! 2. [`connection`] runs the TLS handshake ([`tls`]: pins by [`admission`], CA chain, validity,
+//!    proof of key) under `handshake_timeout`, then serves HTTP/1.1 or HTTP/2 on one
+//!    [`snapshot`], closing the connection when [`admission`] no longer admits its client; on
 //!    HTTP/1.1 [`http1`] decides where each request begins and ends, on the raw bytes.
 //! 3. [`handler`] applies the request checks of [`policy`] in SPEC order, reads the body under
 //!    `max_body`, and hands it to [`identity`] (strip, then set and sign via [`signature`]).
@@ -14,12 +15,15 @@
 //! On a store route (SPEC §9) step 4 is [`store`] instead (202 once durable), and [`deliver`]
 //! forwards from the store with retries.
 //!
-//! Around it: [`config`] (the TOML, validated), [`allowlist`] (static, file and remote lists),
-//! [`reload`] (SIGHUP and file changes), [`admin`] (`/healthz`, `/readyz`, `/metrics`, the
+//! Around it: [`gate`] (the process state and its one owner: a reload installs a whole new
+//! immutable [`snapshot`], a list refresh applies remote entries, and both swap the
+//! [`admission`] in force), [`config`] (the TOML, validated), [`allowlist`] (static, file and
+//! remote lists, [`refresh`] keeps the remote ones fresh), [`reload`] (SIGHUP and file changes), [`admin`] (`/healthz`, `/readyz`, `/metrics`, the
 //! store API), [`start`] (start-up shared by `run` and `demo`) and [`commands`] (the CLI).
 #![forbid(unsafe_code)]
 
 pub(crate) mod admin;
+pub(crate) mod admission;
 pub(crate) mod allowlist;
 pub(crate) mod answer;
 #[doc(hidden)]

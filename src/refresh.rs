@@ -1,6 +1,7 @@
 //! Keeps the remote allow lists fresh: one refresh task per configured `url`, started at
-//! start-up and restarted by a reload only when that source's settings change. A refresh
-//! swaps static + fetched entries into the snapshot in force; nothing here ever empties a list.
+//! start-up and restarted by a reload only when that source's settings change. A refresh hands
+//! the fetched entries to the gate (`Gate::apply_remote`), which merges them with the static
+//! ones into the admission in force; nothing here ever empties a list.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -8,12 +9,14 @@ use std::time::SystemTime;
 use tokio::sync::watch;
 use tracing::Instrument;
 
+use crate::admission::RemoteList;
+use crate::allowlist::remote::RemoteSource;
 use crate::allowlist::remote::{
     cached_at, load_cache, parse_entries, run_refresh, RefreshHooks, RefreshResult,
 };
 use crate::allowlist::{Network, Thumbprint};
 use crate::metrics::ListKind;
-use crate::snapshot::{RemoteEntries, RemotePlan};
+use crate::snapshot::RemotePlan;
 use crate::Gate;
 
 /// The running refresh tasks: (settings key, stop signal) per list.
@@ -42,7 +45,7 @@ struct Early {
 /// `refresh_on_unknown_interval` however many refusals arrive (a flood of strangers must not
 /// become a flood of fetches). The refused connection stays refused; a retry may get through.
 pub(crate) fn on_unknown(gate: &Gate, kind: ListKind) {
-    let snap = gate.snapshot.load();
+    let snap = gate.snapshot();
     let remote = match kind {
         ListKind::Thumbprints => snap
             .config
@@ -72,7 +75,7 @@ pub(crate) fn on_unknown(gate: &Gate, kind: ListKind) {
 
 /// Starts, restarts or stops the refresh tasks to match the snapshot in force.
 pub(crate) fn sync(gate: &Arc<Gate>) {
-    let snap = gate.snapshot.load_full();
+    let snap = gate.snapshot_full();
     let Ok(mut tasks) = gate.remote_tasks.lock() else {
         return;
     };
@@ -105,8 +108,13 @@ fn sync_one<T: Entry>(
             T::apply(gate, Vec::new());
         }
         (Some(plan), _) => {
-            let Some(source) = plan.source.lock().ok().and_then(|mut s| s.take()) else {
-                return;
+            // The snapshot built this spec's source once already, to check it.
+            let source = match RemoteSource::new(plan.spec.clone()) {
+                Ok(source) => source,
+                Err(e) => {
+                    tracing::error!(list = kind.label(), detail = %e, "cannot start the allow list refresh");
+                    return;
+                }
             };
             // Until the first fetch answers (up to its timeout) the last cached list serves,
             // so a restart during the sender's outage keeps admitting it.
@@ -155,8 +163,12 @@ fn sync_one<T: Entry>(
 /// An allow-list entry type that a remote source can feed.
 trait Entry: Sized + Eq + std::hash::Hash + Clone + Send + 'static {
     fn parse(s: &str) -> Option<Self>;
-    /// Stores `entries` as this list's remote part and re-merges the list in force.
-    fn apply(gate: &Gate, entries: Vec<Self>);
+    /// The list these entries replace the remote part of.
+    fn list(entries: Vec<Self>) -> RemoteList;
+    /// Stores `entries` as this list's remote part; the admission in force follows.
+    fn apply(gate: &Gate, entries: Vec<Self>) {
+        gate.apply_remote(Self::list(entries));
+    }
 }
 
 impl Entry for Thumbprint {
@@ -164,13 +176,8 @@ impl Entry for Thumbprint {
         s.parse().ok()
     }
 
-    fn apply(gate: &Gate, entries: Vec<Self>) {
-        with_remote(gate, |remote| {
-            remote.thumbprints = Arc::new(entries);
-            if let Some(l) = &gate.snapshot.load().pins {
-                l.merge_remote(&remote.thumbprints);
-            }
-        });
+    fn list(entries: Vec<Self>) -> RemoteList {
+        RemoteList::Thumbprints(entries)
     }
 }
 
@@ -179,22 +186,9 @@ impl Entry for Network {
         s.parse().ok()
     }
 
-    fn apply(gate: &Gate, entries: Vec<Self>) {
-        with_remote(gate, |remote| {
-            remote.source_ips = Arc::new(entries);
-            if let Some(l) = &gate.snapshot.load().source_ips {
-                l.merge_remote(&remote.source_ips);
-            }
-        });
+    fn list(entries: Vec<Self>) -> RemoteList {
+        RemoteList::SourceIps(entries)
     }
-}
-
-/// Under the lock, so a concurrent reload re-merges the latest entries (see `reload`).
-fn with_remote(gate: &Gate, f: impl FnOnce(&mut RemoteEntries)) {
-    if let Ok(mut remote) = gate.remote.lock() {
-        f(&mut remote);
-    }
-    gate.admission_changed();
 }
 
 struct Hooks {

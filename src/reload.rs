@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::watch;
 
+use crate::admission::Admission;
 use crate::config::{Config, ConfigError};
 use crate::snapshot::Snapshot;
 use crate::{fsio, Gate};
@@ -53,22 +54,22 @@ pub(crate) fn spawn(gate: Arc<Gate>, config_path: PathBuf, mut shutdown: watch::
 /// Loads and builds off the runtime under [`fsio::LOAD_LIMIT`], then swaps; the old snapshot
 /// keeps serving if anything fails.
 pub(crate) async fn reload(gate: &Arc<Gate>, config_path: &Path, trigger: &str) -> bool {
-    let remote = gate.remote.lock().map(|r| r.clone()).unwrap_or_default();
     let path = config_path.to_owned();
     let metrics = gate.metrics.clone();
+    let admission = gate.admission_cell();
     let built = fsio::bounded_async(fsio::LOAD_LIMIT, move || {
-        Config::load(&path).and_then(|c| Snapshot::build(c, &remote, &metrics))
+        Config::load(&path).and_then(|c| Snapshot::build(c, &admission, &metrics))
     })
     .await
     .map_err(|stuck| ConfigError::stuck(config_path, &stuck))
     .and_then(|built| built)
-    .and_then(|new| match emptied_list(&new) {
+    .and_then(|new| match emptied_list(&new, &gate.admission_with(&new)) {
         Some(e) => Err(e),
         None => Ok(new),
     });
     match built {
         Ok(new) => {
-            let old = gate.snapshot.load();
+            let old = gate.snapshot();
             if new.config.listen.address != old.config.listen.address
                 || new.config.admin != old.config.admin
             {
@@ -88,21 +89,10 @@ pub(crate) async fn reload(gate: &Arc<Gate>, config_path: &Path, trigger: &str) 
             for w in &new.warnings {
                 tracing::warn!(detail = %w, "config warning");
             }
-            gate.snapshot.store(Arc::new(new));
-            // A remote refresh may have landed while this snapshot was built.
-            if let Ok(remote) = gate.remote.lock() {
-                let snap = gate.snapshot.load();
-                if let Some(l) = &snap.pins {
-                    l.merge_remote(&remote.thumbprints);
-                }
-                if let Some(l) = &snap.source_ips {
-                    l.merge_remote(&remote.source_ips);
-                }
-            }
+            gate.install(new);
             crate::refresh::sync(gate);
             gate.body_budget
-                .resize(gate.snapshot.load().config.request.max_buffered);
-            gate.admission_changed();
+                .resize(gate.snapshot().config.request.max_buffered);
             gate.metrics.config_reload(true);
             tracing::info!(trigger, "config reloaded");
             true
@@ -117,7 +107,8 @@ pub(crate) async fn reload(gate: &Arc<Gate>, config_path: &Path, trigger: &str) 
 
 /// SPEC §6: a reload that would leave a configured list with no entry (an emptied or truncated
 /// list file, say) fails, naming the list's files; at start-up an empty list fails closed instead.
-fn emptied_list(new: &Snapshot) -> Option<ConfigError> {
+/// `admission` is what `new` would put in force, with the remote entries.
+fn emptied_list(new: &Snapshot, admission: &Admission) -> Option<ConfigError> {
     let c = &new.config;
     let files = |files: &[PathBuf]| {
         let names: Vec<String> = files
@@ -130,27 +121,23 @@ fn emptied_list(new: &Snapshot) -> Option<ConfigError> {
             format!(" (read from {})", names.join(", "))
         }
     };
-    if let (Some(list), Some(cfg)) = (&new.pins, &c.thumbprints) {
-        if list.live.load().is_empty() {
-            return Some(c.error(
-                "thumbprints",
-                format!(
-                    "the new config leaves [thumbprints] with no entry{}; the previous lists keep serving",
-                    files(&cfg.files)
-                ),
-            ));
-        }
+    if let (Some(0), Some(cfg)) = (admission.pin_count(), &c.thumbprints) {
+        return Some(c.error(
+            "thumbprints",
+            format!(
+                "the new config leaves [thumbprints] with no entry{}; the previous lists keep serving",
+                files(&cfg.files)
+            ),
+        ));
     }
-    if let (Some(list), Some(cfg)) = (&new.source_ips, &c.source_ips) {
-        if list.live.load().is_empty() {
-            return Some(c.error(
-                "source_ips",
-                format!(
-                    "the new config leaves [source_ips] with no entry{}; the previous lists keep serving",
-                    files(&cfg.files)
-                ),
-            ));
-        }
+    if let (Some(0), Some(cfg)) = (admission.network_count(), &c.source_ips) {
+        return Some(c.error(
+            "source_ips",
+            format!(
+                "the new config leaves [source_ips] with no entry{}; the previous lists keep serving",
+                files(&cfg.files)
+            ),
+        ));
     }
     None
 }
@@ -176,7 +163,7 @@ impl Watcher {
     /// The fingerprint of every watched file, or `None` when a file could not be looked at
     /// (any error but "not found", or the look hung): that is no change.
     async fn look(&mut self, gate: &Gate) -> Option<Print> {
-        let snap = gate.snapshot.load_full();
+        let snap = gate.snapshot_full();
         let config_path = self.config_path.clone();
         let on_disk = self.on_disk.clone();
         fsio::bounded_async(fsio::LOAD_LIMIT, move || {

@@ -10,7 +10,6 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{mpsc, watch, Semaphore};
 
-use crate::conn::is_allowed_source;
 use crate::connection::{self, deny_ip, Stop};
 use crate::limits;
 use crate::Gate;
@@ -39,7 +38,7 @@ pub(crate) async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let capacity = limits::connection_capacity();
-    let configured = gate.snapshot.load().config.listen.max_connections;
+    let configured = gate.snapshot().config.listen.max_connections;
     if configured > capacity {
         tracing::warn!(
             max_connections = configured,
@@ -55,7 +54,7 @@ pub(crate) async fn serve(
     let (drain_tx, mut drain_rx) = mpsc::channel::<()>(1);
     let mut failures = AcceptFailures::new("accept failed; backing off");
     loop {
-        let configured = gate.snapshot.load().config.listen.max_connections;
+        let configured = gate.snapshot().config.listen.max_connections;
         max = limits::resize(&permits, max, configured.min(capacity));
         let permit = tokio::select! {
             p = permits.clone().acquire_owned() => p.expect("the semaphore is never closed"),
@@ -74,8 +73,8 @@ pub(crate) async fn serve(
             },
             _ = shutdown.changed() => break,
         };
-        let snapshot = gate.snapshot.load_full();
-        if !snapshot.config.listen.proxy_protocol && !is_allowed_source(&snapshot, peer.ip()) {
+        let snapshot = gate.snapshot_full();
+        if !snapshot.config.listen.proxy_protocol && !gate.admission().admits_source(peer.ip()) {
             // Closed before a single TLS byte is read or written.
             deny_ip(&gate, peer.ip());
             continue;
@@ -93,7 +92,7 @@ pub(crate) async fn serve(
     drop(listener);
     drop(drain_tx);
     let _ = stop_tx.send(Stop::Drain);
-    let grace = gate.snapshot.load().config.listen.shutdown_grace;
+    let grace = gate.snapshot().config.listen.shutdown_grace;
     if tokio::time::timeout(grace, drain_rx.recv()).await.is_err() {
         tracing::warn!(
             grace_s = grace.as_secs_f64(),

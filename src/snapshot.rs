@@ -1,6 +1,8 @@
-//! Everything built from one `Config`: the TLS acceptor, the allow lists, the request rules, the
-//! signer and the upstream client. A connection loads the current snapshot once, so it sees one
-//! config generation from accept to close; reload builds a whole new one or keeps the old.
+//! Everything built from one `Config`: the TLS acceptor, the static allow-list entries, the
+//! request rules, the signer and the upstream clients. Immutable once built: a connection loads
+//! the current snapshot once, so it sees one config generation from accept to close; reload
+//! builds a whole new one or keeps the old. What changes between reloads (the remote list
+//! entries, so the admission sets in force) is `admission`'s, owned by the gate.
 
 use std::sync::Arc;
 
@@ -8,10 +10,11 @@ use base64::Engine;
 use http::HeaderValue;
 use tokio_rustls::TlsAcceptor;
 
+use crate::admission::{Admission, AdmissionCell, RemoteEntries};
 use crate::allowlist::remote::{
     RemoteError, RemoteSource, RemoteSpec, DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT,
 };
-use crate::allowlist::{self, LiveSet, Network, PinSet, SourceNetworks, Thumbprint};
+use crate::allowlist::{self, Network, Thumbprint};
 use crate::config::{Config, ConfigError, ListConfig, Routing};
 use crate::digest::{hex, sha256};
 use crate::forward::Upstream;
@@ -23,54 +26,13 @@ use crate::secret::{Secret, SecretSource};
 use crate::signature::IdentitySigner;
 use crate::tls::{self, TlsInputs};
 
-/// One allow list: the entries from the config (inline + files) and the merged set in force.
-/// A remote refresh re-merges with `static_entries`; it never replaces them.
-pub(crate) struct AllowList<T, S> {
-    pub static_entries: Vec<T>,
-    pub live: Arc<LiveSet<S>>,
-}
-
-impl<T: Copy, S: FromIterator<T>> AllowList<T, S> {
-    fn new(static_entries: Vec<T>, remote: &[T]) -> Self {
-        let set = static_entries.iter().chain(remote).copied().collect();
-        AllowList {
-            static_entries,
-            live: Arc::new(LiveSet::new(set)),
-        }
-    }
-
-    /// Swaps in static + `remote` atomically.
-    pub(crate) fn merge_remote(&self, remote: &[T]) {
-        self.live
-            .store(self.static_entries.iter().chain(remote).copied().collect());
-    }
-}
-
-impl FromIterator<Thumbprint> for PinSet {
-    fn from_iter<I: IntoIterator<Item = Thumbprint>>(iter: I) -> Self {
-        PinSet::new(iter)
-    }
-}
-
-impl FromIterator<Network> for SourceNetworks {
-    fn from_iter<I: IntoIterator<Item = Network>>(iter: I) -> Self {
-        SourceNetworks::new(iter)
-    }
-}
-
-/// The last good remote entries per list, carried across reloads.
-#[derive(Default, Clone)]
-pub(crate) struct RemoteEntries {
-    pub thumbprints: Arc<Vec<Thumbprint>>,
-    pub source_ips: Arc<Vec<Network>>,
-}
-
 /// A validated remote source, ready to be started by `refresh::sync`.
 pub(crate) struct RemotePlan {
     /// Identifies the source's settings (URL, CA, header values, refresh, cache): a reload
     /// restarts the refresh task only when this changes.
     pub key: String,
-    pub source: std::sync::Mutex<Option<RemoteSource>>,
+    /// What the refresh task builds its `RemoteSource` from (already built once, to check it).
+    pub spec: RemoteSpec,
     pub refresh: std::time::Duration,
     pub cache: Option<std::path::PathBuf>,
 }
@@ -81,8 +43,10 @@ pub(crate) struct Snapshot {
     pub remote_ips: Option<RemotePlan>,
     pub acceptor: TlsAcceptor,
     pub cert_not_after: i64,
-    pub pins: Option<AllowList<Thumbprint, PinSet>>,
-    pub source_ips: Option<AllowList<Network, SourceNetworks>>,
+    /// The static entries (inline and files) of `[thumbprints]` and `[source_ips]`; `None`: the
+    /// section is absent. Merged with the remote entries in `admission`.
+    pub pins: Option<Vec<Thumbprint>>,
+    pub source_ips: Option<Vec<Network>>,
     /// SPEC §8: every route's checks and upstream.
     pub routes: RouteTable,
     pub signer: Option<IdentitySigner>,
@@ -93,27 +57,28 @@ pub(crate) struct Snapshot {
 }
 
 impl Snapshot {
+    /// What this snapshot admits with `remote`'s entries merged into its lists.
+    pub(crate) fn admission(&self, remote: &RemoteEntries) -> Admission {
+        Admission::new(self.pins.as_deref(), self.source_ips.as_deref(), remote)
+    }
+
     /// Reads every file and secret the config names and builds the whole snapshot, or fails
-    /// naming the key that is wrong.
+    /// naming the key that is wrong. Its TLS verifier reads the pins in force from `admission`.
     pub(crate) fn build(
         config: Config,
-        remote: &RemoteEntries,
+        admission: &AdmissionCell,
         metrics: &Metrics,
     ) -> Result<Snapshot, ConfigError> {
         let mut warnings = Vec::new();
         let pins = config
             .thumbprints
             .as_ref()
-            .map(|l| {
-                load_list(&config, "thumbprints", l).map(|e| AllowList::new(e, &remote.thumbprints))
-            })
+            .map(|l| load_list(&config, "thumbprints", l))
             .transpose()?;
         let source_ips = config
             .source_ips
             .as_ref()
-            .map(|l| {
-                load_list(&config, "source_ips", l).map(|e| AllowList::new(e, &remote.source_ips))
-            })
+            .map(|l| load_list(&config, "source_ips", l))
             .transpose()?;
         if source_ips.is_none() {
             warnings
@@ -130,7 +95,7 @@ impl Snapshot {
             client_ca: client_ca.as_deref(),
             min_version: tls.min_version,
             check_validity: tls.check_validity,
-            pins: pins.as_ref().map(|p| p.live.clone()),
+            admission: admission.clone(),
         })
         .map_err(|e| {
             // Every TLS error names the file it is about: that file says which key to blame.
@@ -370,7 +335,7 @@ fn plan_remote<T>(
         timeout: DEFAULT_TIMEOUT,
         max_bytes: DEFAULT_MAX_BYTES,
     };
-    let source = RemoteSource::new(spec).map_err(|e| {
+    RemoteSource::new(spec.clone()).map_err(|e| {
         let k = match e {
             RemoteError::Ca { .. } => "url_ca",
             RemoteError::ReservedHeader { .. } => "url_headers",
@@ -380,7 +345,7 @@ fn plan_remote<T>(
     })?;
     Ok(Some(RemotePlan {
         key: hex(&sha256(key.as_bytes())),
-        source: std::sync::Mutex::new(Some(source)),
+        spec,
         refresh: remote.refresh,
         cache: remote.cache.as_ref().map(|p| config.resolve_path(p)),
     }))

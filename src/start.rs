@@ -4,17 +4,17 @@
 //! message for the command to print and exit 1 with.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
-use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::admission::{Admission, AdmissionCell};
 use crate::config::Config;
 use crate::logging::{self, LogFormat};
 use crate::metrics::Metrics;
-use crate::snapshot::{RemoteEntries, Snapshot};
+use crate::snapshot::Snapshot;
 use crate::{admin, reload, server, Gate};
 
 /// `--log-format` / `--log-level` from the command line, which override `[log]`.
@@ -30,17 +30,29 @@ pub(crate) fn stop_runtime(runtime: tokio::runtime::Runtime) {
     runtime.shutdown_timeout(std::time::Duration::from_millis(500));
 }
 
+/// The first snapshot, and the admission cell its TLS verifier reads (the gate's from then on).
+pub(crate) struct Loaded {
+    pub snapshot: Snapshot,
+    admission: AdmissionCell,
+}
+
 /// Loads and builds the first snapshot (off this thread, under the load time limit).
 pub(crate) fn load(
     path: &Path,
     metrics: &Arc<Metrics>,
-) -> Result<Snapshot, crate::config::ConfigError> {
+) -> Result<Loaded, crate::config::ConfigError> {
     let owned = path.to_owned();
     let metrics = metrics.clone();
-    crate::fsio::bounded(crate::fsio::LOAD_LIMIT, move || {
-        Config::load(&owned).and_then(|c| Snapshot::build(c, &RemoteEntries::default(), &metrics))
+    let admission = Admission::default().into_cell();
+    let cell = admission.clone();
+    let snapshot = crate::fsio::bounded(crate::fsio::LOAD_LIMIT, move || {
+        Config::load(&owned).and_then(|c| Snapshot::build(c, &cell, &metrics))
     })
-    .map_err(|stuck| crate::config::ConfigError::stuck(path, &stuck))?
+    .map_err(|stuck| crate::config::ConfigError::stuck(path, &stuck))??;
+    Ok(Loaded {
+        snapshot,
+        admission,
+    })
 }
 
 pub(crate) fn init_logging(config: &Config, log: &LogOverrides) -> Result<(), String> {
@@ -92,10 +104,14 @@ impl Running {
 
 /// Binds the listeners (a port in use is a start-up error) and spawns every task.
 pub(crate) async fn start(
-    snapshot: Snapshot,
+    loaded: Loaded,
     metrics: Arc<Metrics>,
     config_path: PathBuf,
 ) -> Result<Running, String> {
+    let Loaded {
+        snapshot,
+        admission,
+    } = loaded;
     let listen_addr = snapshot.config.listen.address;
     let listener = server::bind(listen_addr, snapshot.config.listen.max_connections)
         .map_err(|e| format!("cannot listen on {listen_addr} (listen.address): {e}"))?;
@@ -113,24 +129,12 @@ pub(crate) async fn start(
         .and_then(|l| l.local_addr().ok())
         .map(|a| a.to_string())
         .unwrap_or_default();
-    let max_buffered = snapshot.config.request.max_buffered;
     let store = match &snapshot.config.store {
         Some(s) => Some(Arc::new(open_store(s, &snapshot.config.dir).await?)),
         None => None,
     };
-    let gate = Arc::new(Gate {
-        store,
-        metrics,
-        snapshot: ArcSwap::from_pointee(snapshot),
-        draining: AtomicBool::new(false),
-        remote: Mutex::new(RemoteEntries::default()),
-        remote_tasks: Mutex::new(Default::default()),
-        early_refresh: Default::default(),
-        generation: watch::Sender::new(0),
-        body_budget: crate::body::BodyBudget::new(max_buffered),
-    });
+    let gate = Arc::new(Gate::new(snapshot, admission, metrics, store));
     crate::refresh::sync(&gate);
-    gate.admission_changed();
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     if let Some(l) = admin_listener {
         tokio::spawn(admin::serve(l, gate.clone()));
@@ -189,7 +193,7 @@ fn spawn_signal_handler(gate: Arc<Gate>, shutdown: watch::Sender<bool>) {
         };
         // Readiness fails first, so load balancers stop sending while we drain.
         gate.draining.store(true, Ordering::Release);
-        let grace = gate.snapshot.load().config.listen.shutdown_grace;
+        let grace = gate.snapshot().config.listen.shutdown_grace;
         tracing::info!(signal = name, grace_s = grace.as_secs_f64(), "draining");
         let _ = shutdown.send(true);
     });

@@ -24,7 +24,7 @@ pub(crate) async fn answer(
     if !(rest.is_empty() || rest.starts_with('/')) {
         return None;
     }
-    let snap = gate.snapshot.load();
+    let snap = gate.snapshot();
     let (Some(token), Some(store)) = (&snap.admin_token, &gate.store) else {
         return Some(json(
             StatusCode::NOT_FOUND,

@@ -1,5 +1,6 @@
 //! What `hookgate check` prints: everything a snapshot enforces, in words, and no secret value.
 
+use crate::admission::RemoteEntries;
 use crate::allowlist::remote::loggable_url;
 use crate::config::{
     Config, Dedup, RemoteConfig, RouteConfig, Routing, StoreBackend, UpstreamTarget,
@@ -36,15 +37,12 @@ pub(crate) fn summary(snap: &Snapshot) -> String {
             crate::config::TlsVersion::Tls13 => "1.3",
         }
     );
-    match &snap.pins {
-        Some(p) => {
+    // `check` fetches no remote list: what the static entries admit.
+    let admission = snap.admission(&RemoteEntries::default());
+    match admission.pin_count() {
+        Some(pinned) => {
             let remote = c.thumbprints.as_ref().and_then(|l| l.remote.as_ref());
-            let _ = writeln!(
-                s,
-                "thumbprints: {} pinned{}",
-                p.live.load().len(),
-                refreshed(remote)
-            );
+            let _ = writeln!(s, "thumbprints: {} pinned{}", pinned, refreshed(remote));
         }
         None => {
             let _ = writeln!(s, "thumbprints: not configured");
@@ -63,15 +61,10 @@ pub(crate) fn summary(snap: &Snapshot) -> String {
             "not checked"
         }
     );
-    match &snap.source_ips {
-        Some(l) => {
+    match admission.network_count() {
+        Some(ranges) => {
             let remote = c.source_ips.as_ref().and_then(|l| l.remote.as_ref());
-            let _ = writeln!(
-                s,
-                "source_ips: {} ranges{}",
-                l.live.load().len(),
-                refreshed(remote)
-            );
+            let _ = writeln!(s, "source_ips: {} ranges{}", ranges, refreshed(remote));
         }
         None => {
             let _ = writeln!(s, "source_ips: not configured (any address)");

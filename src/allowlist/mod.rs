@@ -1,5 +1,5 @@
-//! Allow lists: pinned thumbprints and source networks, from inline entries, files and (later)
-//! a remote URL. The hot path reads the merged set through an `ArcSwap`, never a lock.
+//! Allow lists: pinned thumbprints and source networks, from inline entries, files and a remote
+//! URL (`remote`). The sets in force, merged, are `admission::Admission`.
 
 pub(crate) mod networks;
 pub(crate) mod remote;
@@ -7,9 +7,6 @@ pub(crate) mod thumbprint;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::Arc;
-
-use arc_swap::ArcSwap;
 
 pub(crate) use networks::{Network, SourceNetworks};
 pub(crate) use thumbprint::{PinSet, Thumbprint};
@@ -65,34 +62,6 @@ pub(crate) fn list_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
         let entry = raw.split('#').next().unwrap_or_default().trim();
         (!entry.is_empty()).then_some((idx + 1, entry))
     })
-}
-
-/// The set in force for one list, swapped atomically when a remote refresh or a reload changes it.
-pub(crate) struct LiveSet<S> {
-    current: ArcSwap<S>,
-}
-
-impl<S> std::fmt::Debug for LiveSet<S> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("LiveSet")
-    }
-}
-
-impl<S> LiveSet<S> {
-    pub(crate) fn new(set: S) -> Self {
-        LiveSet {
-            current: ArcSwap::from_pointee(set),
-        }
-    }
-
-    /// A cheap, lock-free read guard for the hot path.
-    pub(crate) fn load(&self) -> arc_swap::Guard<Arc<S>> {
-        self.current.load()
-    }
-
-    pub(crate) fn store(&self, set: S) {
-        self.current.store(Arc::new(set));
-    }
 }
 
 #[cfg(test)]

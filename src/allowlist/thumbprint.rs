@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::digest::{hex, sha1};
+use crate::digest::hex;
 
 /// One pinned thumbprint, parsed from hex in any case with ':' ' ' '-' separators ignored.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -89,16 +89,9 @@ impl PinSet {
         self.sha256.len() + self.sha1.len()
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The same as `is_pinned` from digests computed earlier; a missing SHA-1 never matches.
-    pub(crate) fn is_pinned_digests(
-        &self,
-        leaf_sha256: &[u8; 32],
-        leaf_sha1: Option<&[u8; 20]>,
-    ) -> bool {
+    /// Whether the leaf with these digests is pinned: by SHA-256, or by SHA-1 when given (the
+    /// caller computes it only when [`PinSet::has_sha1`]); a missing SHA-1 never matches.
+    pub(crate) fn contains(&self, leaf_sha256: &[u8; 32], leaf_sha1: Option<&[u8; 20]>) -> bool {
         self.sha256.binary_search(leaf_sha256).is_ok()
             || leaf_sha1.is_some_and(|d| self.sha1.binary_search(d).is_ok())
     }
@@ -107,18 +100,12 @@ impl PinSet {
     pub(crate) fn has_sha1(&self) -> bool {
         !self.sha1.is_empty()
     }
-
-    /// Both thumbprints of the leaf are tried; SHA-1 is only computed when a SHA-1 pin exists.
-    pub(crate) fn is_pinned(&self, leaf_sha256: &[u8; 32], leaf_der: &[u8]) -> bool {
-        self.sha256.binary_search(leaf_sha256).is_ok()
-            || (!self.sha1.is_empty() && self.sha1.binary_search(&sha1(leaf_der)).is_ok())
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::digest::sha256;
+    use crate::digest::{sha1, sha256};
 
     const SHA256_HEX: &str = "ee22c3325df8d2f0c8785cbb8e2d254e49bb35bfe13f0b57d82836ed06d13e0e";
 
@@ -172,9 +159,11 @@ mod tests {
         let by256 = PinSet::new([Thumbprint::Sha256(sha256(der))]);
         let by1 = PinSet::new([Thumbprint::Sha1(sha1(der))]);
         let other = PinSet::new([Thumbprint::Sha256([7; 32])]);
-        assert!(by256.is_pinned(&sha256(der), der));
-        assert!(by1.is_pinned(&sha256(der), der));
-        assert!(!other.is_pinned(&sha256(der), der));
-        assert!(!PinSet::default().is_pinned(&sha256(der), der));
+        let (d256, d1) = (sha256(der), sha1(der));
+        assert!(by256.contains(&d256, None));
+        assert!(by1.contains(&d256, Some(&d1)));
+        assert!(!by1.contains(&d256, None), "no SHA-1 given, none matched");
+        assert!(!other.contains(&d256, Some(&d1)));
+        assert!(!PinSet::default().contains(&d256, Some(&d1)));
     }
 }

@@ -12,7 +12,6 @@ use rustls::server::{NoServerSessionStorage, WebPkiClientVerifier};
 use rustls::{CertificateError, RootCertStore, ServerConfig};
 use rustls_pki_types::CertificateDer;
 
-use crate::allowlist::{LiveSet, PinSet};
 use crate::config::TlsVersion;
 pub(crate) use verifier::ClientVerifier;
 
@@ -45,7 +44,8 @@ pub(crate) struct TlsInputs<'a> {
     pub client_ca: Option<&'a std::path::Path>,
     pub min_version: TlsVersion,
     pub check_validity: bool,
-    pub pins: Option<Arc<LiveSet<PinSet>>>,
+    /// The pins in force, read by the verifier at each handshake.
+    pub admission: crate::admission::AdmissionCell,
 }
 
 /// The server config plus facts about the served certificate.
@@ -84,7 +84,7 @@ pub(crate) fn build_server_tls(inputs: TlsInputs<'_>) -> Result<ServerTls, TlsEr
         None => None,
     };
     let verifier = ClientVerifier::new(
-        inputs.pins,
+        inputs.admission,
         ca_verifier,
         inputs.check_validity,
         provider.signature_verification_algorithms,

@@ -9,8 +9,8 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, Error, SignatureScheme};
 use rustls_pki_types::{CertificateDer, UnixTime};
 
-use crate::allowlist::{LiveSet, PinSet};
-use crate::digest::sha256;
+use crate::admission::AdmissionCell;
+use crate::digest::{sha1, sha256};
 
 tokio::task_local! {
     /// The leaf certificate a handshake refused, set by the verifier for the connection task
@@ -30,9 +30,9 @@ fn note_refusal<T>(der: &[u8], result: Result<T, Error>) -> Result<T, Error> {
 }
 
 /// Both configured checks must pass; proof of the private key is always verified.
-#[derive(Debug)]
 pub(crate) struct ClientVerifier {
-    pins: Option<Arc<LiveSet<PinSet>>>,
+    /// The pins in force (the gate swaps them; `None` inside: no `[thumbprints]`).
+    admission: AdmissionCell,
     chain: Option<Arc<dyn ClientCertVerifier>>,
     check_validity: bool,
     algorithms: WebPkiSupportedAlgorithms,
@@ -40,17 +40,26 @@ pub(crate) struct ClientVerifier {
 
 impl ClientVerifier {
     pub(crate) fn new(
-        pins: Option<Arc<LiveSet<PinSet>>>,
+        admission: AdmissionCell,
         chain: Option<Arc<dyn ClientCertVerifier>>,
         check_validity: bool,
         algorithms: WebPkiSupportedAlgorithms,
     ) -> Self {
         ClientVerifier {
-            pins,
+            admission,
             chain,
             check_validity,
             algorithms,
         }
+    }
+}
+
+impl std::fmt::Debug for ClientVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientVerifier")
+            .field("chain", &self.chain)
+            .field("check_validity", &self.check_validity)
+            .finish_non_exhaustive()
     }
 }
 
@@ -111,12 +120,12 @@ impl ClientVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, Error> {
-        if let Some(pins) = &self.pins {
-            if !pins.load().is_pinned(&sha256(end_entity), end_entity) {
-                return Err(Error::InvalidCertificate(
-                    CertificateError::ApplicationVerificationFailure,
-                ));
-            }
+        let admission = self.admission.load();
+        let leaf_sha1 = admission.wants_sha1().then(|| sha1(end_entity));
+        if !admission.admits_leaf(&sha256(end_entity), leaf_sha1.as_ref()) {
+            return Err(Error::InvalidCertificate(
+                CertificateError::ApplicationVerificationFailure,
+            ));
         }
         match &self.chain {
             // webpki path validation checks the validity period of every certificate itself.

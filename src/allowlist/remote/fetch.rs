@@ -39,6 +39,7 @@ const RESERVED: [HeaderName; 8] = [
 ];
 
 /// What to fetch and how; built by config from `url`, `url_ca` and friends.
+#[derive(Clone)]
 pub(crate) struct RemoteSpec {
     /// Must be `https://`; no `user:pass@` (send credentials in `headers`).
     pub(crate) url: Uri,
