@@ -112,3 +112,92 @@ fn check_exits_0_with_warning_lines_for_inline_secrets() {
         );
     }
 }
+
+/// `check` and `run` apply one set of rules: every bad value `check` refuses, `run` refuses at
+/// start with the same `error:` line (and exit 1), before listening.
+#[test]
+fn check_and_run_refuse_the_same_bad_values_with_the_same_error() {
+    type Bad = fn(GateConfig) -> GateConfig;
+    let cases: [(&str, Bad); 9] = [
+        ("log.level", |c| c.set("log.level", "inof")),
+        ("log.format", |c| c.set("log.format", "yaml")),
+        ("listen.max_connections", |c| {
+            c.set("listen.max_connections", "many")
+        }),
+        ("listen.address", |c| c.set("listen.address", "nowhere:x")),
+        ("required_header.values", |c| {
+            c.set_toml(
+                "required_header.values",
+                r#"[{ env = "HOOKGATE_NOT_SET" }]"#,
+            )
+        }),
+        ("identity.key", |c| {
+            c.set_toml("identity.key", r#"{ env = "HOOKGATE_BAD_KEY" }"#)
+                .env("HOOKGATE_BAD_KEY", "not base64!")
+        }),
+        ("tls.cert", |c| c.set("tls.cert", "missing.pem")),
+        ("upstream.url", |c| {
+            c.set("upstream.url", "ftp://example.com/")
+        }),
+        ("thumbprints.allow", |c| {
+            c.set("thumbprints.allow", vec!["zz"])
+        }),
+    ];
+    for (key, bad) in cases {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config =
+            bad(GateConfig::new("http://127.0.0.1:9").set("listen.address", "127.0.0.1:0"));
+        let (path, mut check) = config.prepare(dir.path());
+        let checked = check
+            .arg("check")
+            .arg("--config")
+            .arg(&path)
+            .output()
+            .expect("run hookgate check");
+        let (_, mut run) = config.prepare(dir.path());
+        let mut child = Running(
+            run.arg("run")
+                .arg("--config")
+                .arg(&path)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn hookgate run"),
+        );
+        let stderr = child.0.stderr.take().expect("stderr");
+        let ran = std::thread::spawn(move || {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut text).map(|_| text)
+        });
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        let status = loop {
+            if let Some(status) = child.0.try_wait().expect("wait") {
+                break status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{key}: `run` kept running on a config `check` refuses"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let ran = ran.join().expect("reader").expect("read stderr");
+        let first_error = |text: &str| {
+            text.lines()
+                .find(|l| l.starts_with("error:"))
+                .map(str::to_owned)
+        };
+        let check_stderr = String::from_utf8_lossy(&checked.stderr).into_owned();
+        assert_eq!(
+            checked.status.code(),
+            Some(1),
+            "{key}: check: {check_stderr}"
+        );
+        assert_eq!(status.code(), Some(1), "{key}: run: {ran}");
+        let error = first_error(&check_stderr);
+        assert!(
+            error.as_deref().is_some_and(|e| e.contains(key)),
+            "{key}: check's error names the key: {check_stderr}"
+        );
+        assert_eq!(first_error(&ran), error, "{key}: run and check disagree");
+    }
+}
