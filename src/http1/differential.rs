@@ -130,10 +130,12 @@ async fn hyper_reads_async(stream: &[u8]) -> Vec<Message> {
                 } else {
                     200
                 };
-                let resp = http::Response::builder()
-                    .status(status)
-                    .body(Empty::<Bytes>::new())
-                    .expect("a response");
+                let mut resp = http::Response::builder().status(status);
+                if parts.version == http::Version::HTTP_10 {
+                    // Else hyper ends an HTTP/1.0 connection after the first response.
+                    resp = resp.header(http::header::CONNECTION, "keep-alive");
+                }
+                let resp = resp.body(Empty::<Bytes>::new()).expect("a response");
                 Ok::<_, Infallible>(resp)
             }
         })

@@ -2,14 +2,13 @@
 //! (RFC 9112 §2, §6, §7), over bytes, with no I/O.
 //!
 //! It accepts a strict subset of what RFC 9112 allows, and a subset of what hyper 1 accepts:
-//! CRLF only (a bare LF or CR is refused, never taken for a line end), no empty lines before
-//! the request line, Content-Length as digits only (repeats must be equal), Transfer-Encoding
+//! CRLF only (a bare LF or CR is refused, never taken for a line end), Content-Length as digits only (repeats must be equal), Transfer-Encoding
 //! exactly `chunked` (not with Content-Length, not in HTTP/1.0), chunk sizes of at most 16 hex
 //! digits, chunk extensions as `;token[=token|"quoted"]` with no whitespace, trailer fields as
 //! `token:value` lines, and the size limits of SPEC §11. Each byte is checked once, when it
 //! arrives, and a stream that leaves the subset is refused at that byte, so no other parser can
-//! reach the end of a message hookgate has not decided on (`tests/it/http1_differential.rs`
-//! and the `request_framing` fuzz target hold it to that against hyper).
+//! reach the end of a message hookgate has not decided on (`differential/corpus.rs` and the
+//! `request_framing` fuzz target hold it to that against hyper 1.12 as locked in Cargo.lock).
 
 use std::ops::Range;
 
@@ -73,6 +72,9 @@ impl HeadScan {
     pub(crate) fn advance(&mut self, buf: &[u8]) -> Result<Option<usize>, Refusal> {
         let start = self.checked;
         for (i, &b) in buf.iter().enumerate().skip(start) {
+            if i >= MAX_HEAD {
+                return Err(Refusal::HeaderTooLarge);
+            }
             let after_cr = i > 0 && buf[i - 1] == b'\r';
             if after_cr && b != b'\n' {
                 return Err(Refusal::Malformed("bare CR in the request head"));
@@ -83,20 +85,19 @@ impl HeadScan {
                 }
                 let empty = i - 1 == self.line_start;
                 if !self.past_request_line {
-                    if empty {
-                        return Err(Refusal::Malformed("empty line before the request line"));
-                    }
-                    self.past_request_line = true;
+                    // RFC 9112 §2.2: empty lines before the request line are ignored (an old
+                    // client's CRLF after a body), as httparse does.
+                    self.past_request_line = !empty;
                 } else if empty {
                     self.checked = i + 1;
                     return Ok(Some(i + 1));
                 }
                 self.line_start = i + 1;
-            } else if !self.past_request_line && i >= MAX_REQUEST_LINE {
+            } else if !self.past_request_line
+                && b != b'\r'
+                && i - self.line_start >= MAX_REQUEST_LINE
+            {
                 return Err(Refusal::UriTooLong);
-            }
-            if i >= MAX_HEAD {
-                return Err(Refusal::HeaderTooLarge);
             }
         }
         self.checked = buf.len();
@@ -569,7 +570,8 @@ impl Requests {
         };
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let (_, framing) = parse_head(&buf[..len], &mut headers)?;
-        self.head.clear();
+        // Not `clear`: a long head's room is not kept for the life of the connection.
+        self.head = Vec::new();
         self.scan = HeadScan::default();
         Ok(Some((len - already, len, framing)))
     }

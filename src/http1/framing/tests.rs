@@ -189,8 +189,8 @@ fn refuses_bare_line_ends_and_obs_fold_in_heads() {
             "bare CR in the request head",
         ),
         (
-            b"\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n",
-            "empty line before the request line",
+            b"\nGET / HTTP/1.1\r\nHost: x\r\n\r\n",
+            "bare LF in the request head",
         ),
         (
             b"GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n",
@@ -250,19 +250,34 @@ fn refuses_bare_lf_as_soon_as_it_arrives_not_at_the_end_of_the_head() {
 }
 
 #[test]
-fn enforces_the_spec_head_limits() {
-    let line = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(MAX_REQUEST_LINE));
-    assert_eq!(refusal(line.as_bytes()), Some((0, Refusal::UriTooLong)));
-    let ok = format!(
-        "GET /{} HTTP/1.1\r\n\r\n",
-        "a".repeat(MAX_REQUEST_LINE - 20)
+fn ignores_empty_lines_before_a_request_line() {
+    let stream = [PLAIN, b"\r\n\r\n".as_slice(), GET].concat();
+    let ev = events_any_split(&stream);
+    assert_eq!(refusal(&stream), None);
+    assert!(
+        matches!(ev.last(), Some(Event::End { index: 1, .. })),
+        "{ev:?}"
     );
-    assert_eq!(refusal(ok.as_bytes()), None);
+}
 
-    let big = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(MAX_HEAD));
-    assert_eq!(refusal(big.as_bytes()), Some((0, Refusal::HeaderTooLarge)));
-    let fits = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(MAX_HEAD - 30));
-    assert_eq!(refusal(fits.as_bytes()), None);
+#[test]
+fn enforces_the_spec_head_limits_to_the_byte() {
+    // A request line of exactly 8 KiB (without its CRLF) passes; one byte more is 414.
+    let line = |n: usize| format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(n - 14));
+    assert_eq!(line(MAX_REQUEST_LINE).find('\r'), Some(MAX_REQUEST_LINE));
+    assert_eq!(refusal(line(MAX_REQUEST_LINE).as_bytes()), None);
+    assert_eq!(
+        refusal(line(MAX_REQUEST_LINE + 1).as_bytes()),
+        Some((0, Refusal::UriTooLong))
+    );
+    // A head of exactly 64 KiB (with its final CRLF) passes; one byte more is 431.
+    let head = |n: usize| format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(n - 23));
+    assert_eq!(head(MAX_HEAD).len(), MAX_HEAD);
+    assert_eq!(refusal(head(MAX_HEAD).as_bytes()), None);
+    assert_eq!(
+        refusal(head(MAX_HEAD + 1).as_bytes()),
+        Some((0, Refusal::HeaderTooLarge))
+    );
 
     let fields = |n: usize| {
         let mut s = String::from("GET / HTTP/1.1\r\n");
