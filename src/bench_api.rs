@@ -3,12 +3,8 @@
 //! converts types and calls the real function; nothing here is used by hookgate itself.
 
 use std::net::IpAddr;
-use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
 
 use http::{HeaderMap, HeaderName, HeaderValue};
-use tokio::io::{AsyncRead, ReadBuf};
 
 use crate::{allowlist, http1, identity, policy, secret, signature};
 
@@ -177,40 +173,26 @@ impl RequiredHeader {
     }
 }
 
-/// Drives `http1::inspect::Inspected` over in-memory bytes (its `AsyncRead` path, as a
-/// connection does, with no socket), in reads of at most `read_size` bytes.
+/// Drives `http1::framing::Requests` over in-memory bytes, in reads of at most `read_size`
+/// bytes, as a connection feeds it.
 pub struct HeadReader {
-    waker: Waker,
-    buf: Vec<u8>,
-}
-
-struct NoopWake;
-
-impl Wake for NoopWake {
-    fn wake(self: Arc<Self>) {}
+    read_size: usize,
 }
 
 impl HeadReader {
     pub fn new(read_size: usize) -> Self {
-        HeadReader {
-            waker: Waker::from(Arc::new(NoopWake)),
-            buf: vec![0; read_size],
-        }
+        HeadReader { read_size }
     }
 
-    /// Reads all of `wire` through a fresh inspector; true if the first request was refused.
+    /// Frames all of `wire` with a fresh decision; true if the first request was refused.
     pub fn inspect(&mut self, wire: &[u8]) -> bool {
-        let verdicts = http1::inspect::Verdicts::new();
-        let mut inspector = http1::inspect::Inspected::new(wire, verdicts.clone());
-        let mut cx = Context::from_waker(&self.waker);
-        loop {
-            let mut read = ReadBuf::new(&mut self.buf);
-            match Pin::new(&mut inspector).poll_read(&mut cx, &mut read) {
-                Poll::Ready(Ok(())) if !read.filled().is_empty() => {}
-                // An in-memory slice is never pending and never fails: this is EOF.
-                _ => break,
-            }
+        let mut requests = http1::framing::Requests::default();
+        let mut refused = false;
+        for piece in wire.chunks(self.read_size) {
+            requests.feed(piece, &mut |e| {
+                refused |= matches!(e, http1::framing::Event::Refused { index: 0, .. })
+            });
         }
-        verdicts.refusal(0).is_some()
+        refused
     }
 }

@@ -5,6 +5,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::HeaderValue;
 use http_body::Body as _;
 use http_body_util::BodyExt;
@@ -87,9 +88,48 @@ pub(crate) struct ReadBody<'b> {
     pub room: Option<SemaphorePermit<'b>>,
 }
 
+/// A request body as a connection delivers it: hyper's (HTTP/2) or hookgate's own (HTTP/1.1).
+pub(crate) trait Inbound: http_body::Body<Data = Bytes> + Send + Unpin + 'static {
+    /// Why reading failed, as the answer says it.
+    fn denial(error: &Self::Error) -> Denied;
+    /// The rest is not wanted: discard it without holding up the answer.
+    fn linger(self);
+}
+
+impl Inbound for Incoming {
+    fn denial(_: &hyper::Error) -> Denied {
+        Denied::BadRequest("request body could not be read")
+    }
+
+    /// Reads and discards what is left in the background, for a bounded time.
+    fn linger(mut self) {
+        if self.is_end_stream() {
+            return;
+        }
+        tokio::spawn(async move {
+            let drain = async { while let Some(Ok(_)) = self.frame().await {} };
+            let _ = tokio::time::timeout(LINGER, drain).await;
+        });
+    }
+}
+
+impl Inbound for crate::http1::body::RequestBody {
+    fn denial(error: &crate::http1::body::BodyError) -> Denied {
+        match error {
+            crate::http1::body::BodyError::Refused(r) => Denied::Framing(*r),
+            crate::http1::body::BodyError::Closed => {
+                Denied::BadRequest("request body could not be read")
+            }
+        }
+    }
+
+    /// The connection discards the rest itself, after the answer (`http1::serve`).
+    fn linger(self) {}
+}
+
 /// Reads the whole body (at most `limits.max` bytes) and its SHA-256 in one pass.
-pub(crate) async fn read_body<'b>(
-    body: &mut Incoming,
+pub(crate) async fn read_body<'b, B: Inbound>(
+    body: &mut B,
     declared: Option<u64>,
     limits: &Limits,
     budget: &'b BodyBudget,
@@ -119,7 +159,7 @@ pub(crate) async fn read_body<'b>(
                 ))
             }
         };
-        let frame = frame.map_err(|_| Denied::BadRequest("request body could not be read"))?;
+        let frame = frame.map_err(|e| B::denial(&e))?;
         let Ok(data) = frame.into_data() else {
             continue;
         };
@@ -168,17 +208,6 @@ async fn take<'b>(
         // The semaphore is never closed; fail closed all the same.
         Ok(Err(_)) | Err(_) => Err(Denied::NoBufferRoom),
     }
-}
-
-/// Reads and discards what is left of a body in the background, for a bounded time.
-pub(crate) fn linger(mut body: Incoming) {
-    if body.is_end_stream() {
-        return;
-    }
-    tokio::spawn(async move {
-        let drain = async { while let Some(Ok(_)) = body.frame().await {} };
-        let _ = tokio::time::timeout(LINGER, drain).await;
-    });
 }
 
 #[cfg(test)]

@@ -6,23 +6,27 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::http1::framing::Refusal;
-use crate::http1::inspect::Verdicts;
 use crate::identity::ClientIdentity;
 use crate::Gate;
+
+/// How the process tells its connections to stop: `Drain` closes them gracefully (in-flight
+/// requests finish), `Cut` at the end of `shutdown_grace` closes them at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Stop {
+    Serve,
+    Drain,
+    Cut,
+}
 
 /// What every request on one connection shares.
 pub(crate) struct Conn {
     pub gate: Arc<Gate>,
     pub identity: ClientIdentity,
     pub activity: Activity,
-    /// Requests started on this connection, to match `framing` verdicts by index.
-    requests: AtomicU64,
-    framing: Arc<Verdicts>,
 }
 
 impl Conn {
-    pub(crate) fn new(gate: Arc<Gate>, identity: ClientIdentity, framing: Arc<Verdicts>) -> Self {
+    pub(crate) fn new(gate: Arc<Gate>, identity: ClientIdentity) -> Self {
         Conn {
             gate,
             identity,
@@ -31,8 +35,6 @@ impl Conn {
                 in_flight: AtomicUsize::new(0),
                 last_done_ms: AtomicU64::new(0),
             },
-            requests: AtomicU64::new(0),
-            framing,
         }
     }
 
@@ -43,17 +45,6 @@ impl Conn {
         let id = &self.identity;
         admission.admits_leaf(&id.leaf_sha256, id.leaf_sha1.as_ref())
             && admission.admits_source(id.client_ip)
-    }
-
-    /// Called once per request, in arrival order (HTTP/1.1 serves one request at a time): its
-    /// index on the connection, for [`Conn::framing_refusal`].
-    pub(crate) fn next_request(&self) -> u64 {
-        self.requests.fetch_add(1, Ordering::AcqRel)
-    }
-
-    /// Why the HTTP/1.1 framing decision refused request `index`, if it did (never on HTTP/2).
-    pub(crate) fn framing_refusal(&self, index: u64) -> Option<Refusal> {
-        self.framing.refusal(index)
     }
 }
 

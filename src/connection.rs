@@ -7,13 +7,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::server::conn::{http1, http2};
+use hyper::body::Incoming;
+use hyper::server::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use crate::conn::Conn;
-use crate::http1::inspect::{Inspected, Verdicts};
+use crate::conn::{Conn, Stop};
 use crate::identity::ClientIdentity;
 use crate::metrics::ConnectionResult;
 use crate::policy::outcome::Reason;
@@ -25,15 +25,6 @@ use crate::tls::describe::RefusedCert;
 use crate::tls::verifier::REFUSED_LEAF;
 use crate::tls::HandshakeResult;
 use crate::Gate;
-
-/// How the process tells its connections to stop: `Drain` closes them gracefully (in-flight
-/// requests finish), `Cut` at the end of `shutdown_grace` closes them at once.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum Stop {
-    Serve,
-    Drain,
-    Cut,
-}
 
 /// The connection task; `stop` says when the process drains, then when it cuts.
 pub(crate) async fn serve(
@@ -100,18 +91,17 @@ pub(crate) async fn serve(
     let with_sha1 = gate.admission().wants_sha1();
     let identity = ClientIdentity::new(client_ip, leaf, with_sha1);
     let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-    let framing = Verdicts::new();
-    let conn = Arc::new(Conn::new(gate.clone(), identity, framing.clone()));
-    let service = {
-        let conn = conn.clone();
-        hyper::service::service_fn(move |req| {
-            let conn = conn.clone();
-            // Boxed: hyper keeps a slot sized for this future in every connection.
-            Box::pin(crate::handler::handle(req, conn))
-        })
-    };
+    let conn = Arc::new(Conn::new(gate.clone(), identity));
     // ALPN decides the protocol (RFC 9113 §3.2: h2 over TLS is negotiated, never guessed).
     if h2 {
+        let service = {
+            let conn = conn.clone();
+            hyper::service::service_fn(move |req| {
+                let conn = conn.clone();
+                // Boxed: hyper keeps a slot sized for this future in every connection.
+                Box::pin(crate::handler::handle::<Incoming>(req, conn))
+            })
+        };
         let http = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
             // Each stream may buffer up to max_body: keep the per-connection total modest.
@@ -129,20 +119,11 @@ pub(crate) async fn serve(
         )
         .await;
     } else {
-        let http = http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(listen.header_timeout)
-            .keep_alive(true)
-            .serve_connection(TokioIo::new(Inspected::new(tls, framing)), service);
-        let http = std::pin::pin!(http);
-        drive(
-            http,
-            |c| c.graceful_shutdown(),
-            &conn,
-            stop,
-            listen.idle_timeout,
-        )
-        .await;
+        let timeouts = crate::http1::serve::Timeouts {
+            header: listen.header_timeout,
+            idle: listen.idle_timeout,
+        };
+        crate::http1::serve::serve(tls, conn, timeouts, stop).await;
     }
 }
 

@@ -13,9 +13,10 @@ use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 
 use crate::answer::Ended;
-use crate::body::{linger, read_body, Limits};
+use crate::body::{read_body, Inbound, Limits};
 use crate::config::Routing;
 use crate::conn::Conn;
+use crate::http1::framing::Refusal;
 use crate::identity::{self, X_REQUEST_ID};
 use crate::policy::{request, target, Denied};
 use crate::request_log::{Logged, RequestLog};
@@ -26,8 +27,8 @@ use crate::snapshot::Snapshot;
 /// request's log line until it has been sent.
 pub(crate) type Body = Logged<Either<Incoming, Full<Bytes>>>;
 
-pub(crate) async fn handle(
-    req: Request<Incoming>,
+pub(crate) async fn handle<B: Inbound>(
+    req: Request<B>,
     conn: Arc<Conn>,
 ) -> Result<Response<Body>, Infallible> {
     let request_id = new_request_id();
@@ -44,23 +45,51 @@ pub(crate) async fn handle(
     let result = process(req, &conn, &mut log, &snap, &request_id).await;
 
     let ended = result.unwrap_or_else(|e| e);
-    let (reason, detail) = (ended.reason(), ended.detail());
     // 405 names the methods of the route the request was refused on.
     let allow = matches!(ended, Ended::Denied(Denied::Method))
         .then(|| snap.routes.iter().find(|r| r.name() == log.route_name()))
         .flatten()
         .map(|r| &r.allow);
+    Ok(answer(ended, log, request_id, allow))
+}
+
+/// A request the HTTP/1.1 framing refused before it could be read whole (SPEC §11): answered,
+/// logged and counted like any refusal.
+pub(crate) fn refused(
+    conn: Arc<Conn>,
+    method: Method,
+    uri: http::Uri,
+    refusal: Refusal,
+) -> Response<Body> {
+    let request_id = new_request_id();
+    let log = RequestLog::start(conn, request_id.clone(), method, uri);
+    answer(
+        Ended::Denied(Denied::Framing(refusal)),
+        log,
+        request_id,
+        None,
+    )
+}
+
+/// The response for `ended`, carrying the request's log line until it has been sent.
+fn answer(
+    ended: Ended,
+    mut log: RequestLog,
+    request_id: HeaderValue,
+    allow: Option<&HeaderValue>,
+) -> Response<Body> {
+    let (reason, detail) = (ended.reason(), ended.detail());
     let mut response = ended.into_response(&request_id, allow);
     response.headers_mut().insert(X_REQUEST_ID, request_id);
     let streams = !response.body().is_end_stream();
     log.respond(response.status().as_u16(), reason, detail, streams);
-    Ok(response.map(|body| Logged::new(body, log)))
+    response.map(|body| Logged::new(body, log))
 }
 
 /// `Ok`: every check passed and it was forwarded or stored; `Err`: it ended early (`?` on
 /// a refusal or failure).
-async fn process(
-    req: Request<Incoming>,
+async fn process<B: Inbound>(
+    req: Request<B>,
     conn: &Conn,
     log: &mut RequestLog,
     snap: &Snapshot,
@@ -69,11 +98,10 @@ async fn process(
     let (mut parts, mut body) = req.into_parts();
 
     let declared = declared_length(&parts.headers);
-    let index = conn.next_request();
-    let route = match check_head(conn, snap, &parts, index, declared, log) {
+    let route = match check_head(conn, snap, &parts, declared, log) {
         Ok(route) => route,
         Err(denied) => {
-            linger(body);
+            body.linger();
             return Err(Ended::Denied(denied));
         }
     };
@@ -86,14 +114,10 @@ async fn process(
     let read = match read_body(&mut body, declared, &limits, &conn.gate.body_budget).await {
         Ok(b) => b,
         Err(denied) => {
-            linger(body);
+            body.linger();
             return Err(Ended::Denied(denied));
         }
     };
-    // A refusal inside a chunked body (its framing or trailers) is known once the body is read.
-    if let Some(refusal) = conn.framing_refusal(index) {
-        return Err(Ended::Denied(Denied::Framing(refusal)));
-    }
     let path = parts.uri.path();
     if let Some(rule) = route.payload.as_ref().filter(|r| r.applies_to(path)) {
         let whole = read.chunks.contiguous();
@@ -186,13 +210,9 @@ fn check_head<'s>(
     conn: &Conn,
     snap: &'s Snapshot,
     parts: &http::request::Parts,
-    index: u64,
     declared: Option<u64>,
     log: &mut RequestLog,
 ) -> Result<&'s Route, Denied> {
-    if let Some(refusal) = conn.framing_refusal(index) {
-        return Err(Denied::Framing(refusal));
-    }
     target::check_host(parts.uri.authority(), &parts.headers)?;
     if parts.method != Method::CONNECT {
         target::check_path(parts.uri.path())?;

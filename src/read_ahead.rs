@@ -98,8 +98,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for ReadAhead<S> {
     }
 }
 
-/// Writes go straight to the inner stream: the read-side wrappers (this one and
-/// `http1::inspect`) only look at what comes in.
+/// Writes go straight to the inner stream: the wrapper only changes how reads are made.
 macro_rules! write_passes_through {
     ($wrapper:ident) => {
         impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for $wrapper<S> {
@@ -139,7 +138,6 @@ macro_rules! write_passes_through {
         }
     };
 }
-pub(crate) use write_passes_through;
 
 write_passes_through!(ReadAhead);
 

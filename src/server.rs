@@ -10,7 +10,8 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{mpsc, watch, Semaphore};
 
-use crate::connection::{self, deny_ip, Stop};
+use crate::conn::Stop;
+use crate::connection::{self, deny_ip};
 use crate::limits;
 use crate::Gate;
 
@@ -19,6 +20,8 @@ const CUT_WAIT: Duration = Duration::from_secs(2);
 
 /// Binds the TLS listener with a backlog that follows `max_connections` (the kernel caps it at
 /// `net.core.somaxconn`): beyond the permits, connections wait there instead of being refused.
+/// Only for a socket hookgate binds itself: a socket passed by systemd (`crate::activation`)
+/// keeps the backlog of its unit (`Backlog=`).
 pub(crate) fn bind(addr: SocketAddr, max_connections: usize) -> std::io::Result<TcpListener> {
     let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()?

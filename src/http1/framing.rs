@@ -126,7 +126,9 @@ pub(crate) fn parse_head<'h, 'b>(
         return Err(Refusal::Malformed("malformed request target"));
     }
     let http11 = req.version == Some(1);
-    let mut length: Option<u64> = None;
+    // The first Content-Length, as sent: a repeat must be byte for byte the same (`2` and
+    // `02` are one number, but not one field value).
+    let mut length: Option<(u64, &[u8])> = None;
     let mut transfer_encodings = 0;
     let mut chunked = false;
     let (mut close, mut keep_alive_token) = (false, false);
@@ -134,10 +136,10 @@ pub(crate) fn parse_head<'h, 'b>(
         let name = h.name.as_bytes();
         if name.eq_ignore_ascii_case(b"content-length") {
             let n = content_length(h.value)?;
-            if length.is_some_and(|prev| prev != n) {
+            if length.is_some_and(|(_, first)| first != h.value) {
                 return Err(Refusal::Malformed("conflicting Content-Length values"));
             }
-            length = Some(n);
+            length = Some((n, h.value));
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             if !http11 {
                 return Err(Refusal::Malformed(
@@ -156,7 +158,7 @@ pub(crate) fn parse_head<'h, 'b>(
         }
     }
     let body = match (transfer_encodings, length) {
-        (0, n) => Body::Length(n.unwrap_or(0)),
+        (0, n) => Body::Length(n.map_or(0, |(n, _)| n)),
         (_, Some(_)) => {
             return Err(Refusal::Malformed(
                 "Content-Length together with Transfer-Encoding",
@@ -422,6 +424,55 @@ fn is_qdtext(b: u8) -> bool {
         || b >= 0x80
 }
 
+/// Where a request's body stands: the one body decoder, used by a connection
+/// (`http1::body::BodyReader`) and by [`Requests`].
+#[derive(Debug, Clone)]
+pub(crate) enum BodyState {
+    Length(u64),
+    Chunked(Chunked),
+    Done,
+}
+
+impl BodyState {
+    pub(crate) fn new(body: Body) -> Self {
+        match body {
+            Body::Length(0) => BodyState::Done,
+            Body::Length(n) => BodyState::Length(n),
+            Body::Chunked => BodyState::Chunked(Chunked::default()),
+        }
+    }
+
+    pub(crate) fn is_done(&self) -> bool {
+        matches!(self, BodyState::Done)
+    }
+
+    /// Consumes the body bytes at the start of `buf`, up to and including the first run of
+    /// data (a Content-Length body is all data).
+    pub(crate) fn take(&mut self, buf: &[u8]) -> Result<Decoded, Refusal> {
+        let step = match self {
+            BodyState::Done => Decoded {
+                used: 0,
+                data: 0..0,
+                done: true,
+            },
+            BodyState::Length(left) => {
+                let take = (*left).min(buf.len() as u64);
+                *left -= take;
+                Decoded {
+                    used: take as usize,
+                    data: 0..take as usize,
+                    done: *left == 0,
+                }
+            }
+            BodyState::Chunked(chunked) => chunked.decode(buf)?,
+        };
+        if step.done {
+            *self = BodyState::Done;
+        }
+        Ok(step)
+    }
+}
+
 /// One connection's requests in arrival order, fed as bytes arrive: the framing decision
 /// applied to a stream. What the bytes were is reported to `on` as [`Event`]s.
 #[derive(Debug, Default)]
@@ -440,12 +491,8 @@ pub(crate) struct Requests {
 enum State {
     #[default]
     Head,
-    Length {
-        left: u64,
-        keep_alive: bool,
-    },
-    Chunked {
-        body: Chunked,
+    Body {
+        body: BodyState,
         keep_alive: bool,
     },
     /// The last request asked to close: later bytes belong to no request.
@@ -475,11 +522,6 @@ pub(crate) enum Event {
 }
 
 impl Requests {
-    /// The index of the request being read now.
-    pub(crate) fn index(&self) -> u64 {
-        self.index
-    }
-
     pub(crate) fn feed(&mut self, mut data: &[u8], on: &mut impl FnMut(Event)) {
         while !data.is_empty() {
             let at = self.fed;
@@ -497,14 +539,11 @@ impl Requests {
                             len,
                             framing,
                         });
-                        self.state = match framing.body {
-                            Body::Length(0) => self.end(framing.keep_alive, at + used as u64, on),
-                            Body::Length(left) => State::Length {
-                                left,
-                                keep_alive: framing.keep_alive,
-                            },
-                            Body::Chunked => State::Chunked {
-                                body: Chunked::default(),
+                        let body = BodyState::new(framing.body);
+                        self.state = match body.is_done() {
+                            true => self.end(framing.keep_alive, at + used as u64, on),
+                            false => State::Body {
+                                body,
                                 keep_alive: framing.keep_alive,
                             },
                         };
@@ -513,20 +552,7 @@ impl Requests {
                     Ok(None) => data.len(),
                     Err(refusal) => return self.refuse(refusal, on),
                 },
-                State::Length { left, keep_alive } => {
-                    let take = (*left).min(data.len() as u64);
-                    *left -= take;
-                    on(Event::Data {
-                        at,
-                        len: take as usize,
-                    });
-                    if *left == 0 {
-                        let keep_alive = *keep_alive;
-                        self.state = self.end(keep_alive, at + take, on);
-                    }
-                    take as usize
-                }
-                State::Chunked { body, keep_alive } => match body.decode(data) {
+                State::Body { body, keep_alive } => match body.take(data) {
                     Ok(step) => {
                         if !step.data.is_empty() {
                             on(Event::Data {

@@ -1,7 +1,10 @@
-//! HTTP/1.1 as hookgate reads it: [`framing`] decides where each request begins and ends (the
-//! only such decision), [`inspect`] applies it to the bytes of a connection served by hyper.
+//! HTTP/1.1, hookgate's own: [`framing`] decides where each request begins and ends (the only
+//! such decision, pure), [`serve`] runs a connection on it, [`body`] carries a request body from
+//! the connection to the handler, [`respond`] writes the answer.
 
+pub(crate) mod body;
 #[cfg(any(test, feature = "differential"))]
 pub mod differential;
 pub(crate) mod framing;
-pub(crate) mod inspect;
+pub(crate) mod respond;
+pub(crate) mod serve;

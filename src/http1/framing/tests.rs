@@ -128,6 +128,10 @@ fn refuses_ambiguous_lengths_and_codings() {
             "Content-Length: 5\r\nContent-Length: 6",
             "conflicting Content-Length values",
         ),
+        (
+            "Content-Length: 5\r\nContent-Length: 05",
+            "conflicting Content-Length values",
+        ),
         ("Content-Length: 5, 5", "malformed Content-Length"),
         ("Content-Length: +5", "malformed Content-Length"),
         ("Content-Length: 0x5", "malformed Content-Length"),

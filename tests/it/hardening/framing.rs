@@ -100,3 +100,69 @@ async fn refuses_bare_lf_heads_and_loose_chunk_lines_in_hookgates_format() {
     assert_eq!(resp.status, 200);
     assert_eq!(up.single().body, b"{}"[..]);
 }
+
+#[tokio::test]
+async fn every_refusal_of_a_head_hyper_would_have_answered_itself_is_hookgates_own() {
+    // SPEC §11: these were hyper's bare 400/431 (no JSON, no X-Request-Id, no reason).
+    let up = Upstream::start();
+    let gate = GateConfig::new(&up.url).start().await;
+    let s = head_secret();
+    let many: String = (0..101).map(|i| format!("X-{i}: v\r\n")).collect();
+    let cases = [
+        (
+            format!("POST /a HTTP/1.1\r\nHost: localhost\r\n{s}\r\n{many}Content-Length: 2\r\n\r\n{{}}"),
+            431,
+            "header_too_large",
+        ),
+        (
+            format!("POST /a HTTP/1.1\r\nHost: localhost\r\n{s}\r\nX: a\r\n folded\r\nContent-Length: 2\r\n\r\n{{}}"),
+            400,
+            "bad_request",
+        ),
+        (
+            "P\u{1}ST /a HTTP/1.1\r\nHost: localhost\r\n\r\n".to_owned(),
+            400,
+            "bad_request",
+        ),
+        (
+            format!("POST /a HTTP/1.1\r\nHost: localhost\r\n{s}\r\nContent-Length: 2\r\nContent-Length: 02\r\n\r\n{{}}"),
+            400,
+            "bad_request",
+        ),
+    ];
+    for (bytes, status, word) in &cases {
+        let (resp, closed) = send_raw(&gate, bytes.as_bytes()).await;
+        resp.assert_error(*status, word);
+        assert!(closed, "{word}: the connection closes");
+        request_log(&gate, &resp).await;
+    }
+    gate.expect_requests("error", "header_too_large", 1.0).await;
+    gate.expect_requests("error", "bad_request", 3.0).await;
+    up.assert_untouched();
+}
+
+#[tokio::test]
+async fn answers_100_continue_only_when_the_body_is_wanted() {
+    let up = Upstream::start();
+    let gate = GateConfig::new(&up.url).start().await;
+    let head = |secret: &str| {
+        format!("POST /e HTTP/1.1\r\nHost: localhost\r\n{HEADER_NAME}: {secret}\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n")
+    };
+    // The checks pass: `100 Continue`, then the body, then the answer.
+    let mut tls = connect(&gate).await;
+    let interim =
+        client::raw_exchange(&mut tls, head(HEADER_SECRET).as_bytes(), Duration::from_secs(5))
+            .await;
+    assert!(
+        interim.bytes.starts_with(b"HTTP/1.1 100 Continue\r\n\r\n"),
+        "{:?}",
+        String::from_utf8_lossy(&interim.bytes)
+    );
+    let reply = client::raw_exchange(&mut tls, b"{}", Duration::from_secs(5)).await;
+    assert_eq!(reply.expect_response().status, 200);
+    assert_eq!(up.single().body, b"{}"[..]);
+    // A wrong secret: 403 at once, no `100 Continue`, and the connection closes.
+    let (resp, closed) = send_raw(&gate, head("wrong").as_bytes()).await;
+    resp.assert_error(403, "forbidden");
+    assert!(closed);
+}
