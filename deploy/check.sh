@@ -10,7 +10,7 @@
 #    with the example Secrets' values, a throwaway openssl certificate and no network but a
 #    throwaway PostgreSQL server (the store-postgres overlay's database); `hookgate thumbprint`
 #    against openssl's fingerprints;
-# 3. `systemd-analyze verify` and `security` on the unit;
+# 3. `systemd-analyze verify` on the unit and its socket unit, `security` on the unit;
 # 4. (HOOKGATE_MUSL=1) the static musl build exactly as deploy/Dockerfile does it, checked to be
 #    static and run through the same checks as 2.
 # Installs if missing: kubernetes-validate (PyPI, pinned), systemd (Debian, for systemd-analyze),
@@ -310,7 +310,7 @@ EOF
 ok "the overlays' proxy.toml copies differ from the base only in proxy_protocol/trusted_proxies (aws-nlb-proxy-protocol) and [store] + delivery (store-single-replica, store-postgres)"
 
 # --------------------------------------------------------------------------------------------
-step "3/4 systemd unit"
+step "3/4 systemd units"
 if ! command -v systemd-analyze >/dev/null 2>&1; then
     echo "info installing Debian's systemd for systemd-analyze"
     apt-get update -qq
@@ -323,11 +323,15 @@ sed "s|^ExecStart=/usr/local/bin/hookgate |ExecStart=$HOOKGATE_BIN |" deploy/sys
     >"$tmp/unit/hookgate.service"
 grep -q "^ExecStart=$HOOKGATE_BIN run --config /etc/hookgate/proxy.toml$" "$tmp/unit/hookgate.service" ||
     die "ExecStart in deploy/systemd/hookgate.service is not /usr/local/bin/hookgate run --config ..."
-# verify exits 0 on unknown keys and bad values and only prints them: any output fails.
-verify_out=$(cd "$tmp/unit" && systemd-analyze verify hookgate.service 2>&1) ||
-    die "systemd-analyze verify failed: $verify_out"
-[[ -z "$verify_out" ]] || die "systemd-analyze verify complained: $verify_out"
-ok "systemd-analyze verify deploy/systemd/hookgate.service ($(systemd-analyze --version | head -n 1))"
+cp deploy/systemd/hookgate.socket "$tmp/unit/hookgate.socket"
+# verify exits 0 on unknown keys and bad values and only prints them: any output fails. The
+# socket unit is verified with the service it activates (Service=hookgate.service).
+for unit in hookgate.service hookgate.socket; do
+    verify_out=$(cd "$tmp/unit" && systemd-analyze verify "$unit" 2>&1) ||
+        die "systemd-analyze verify $unit failed: $verify_out"
+    [[ -z "$verify_out" ]] || die "systemd-analyze verify $unit complained: $verify_out"
+    ok "systemd-analyze verify deploy/systemd/$unit ($(systemd-analyze --version | head -n 1))"
+done
 # Exposure score (0 = locked down, 10 = none); threshold is in tenths.
 security_out=$(cd "$tmp/unit" && systemd-analyze security --offline=true --threshold=20 --no-pager hookgate.service 2>&1) ||
     die "systemd-analyze security: exposure above 2.0: $(printf '%s\n' "$security_out" | grep -E '✗|Overall')"

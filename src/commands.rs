@@ -63,6 +63,14 @@ fn probe_store(config: &Config) -> Result<Option<String>, crate::config::ConfigE
 
 /// `hookgate run`: serves until SIGTERM/SIGINT, then drains and exits 0.
 pub fn run(path: &Path, log: &LogOverrides) -> ExitCode {
+    // First, before hookgate opens a descriptor of its own (see `activation`).
+    let passed = match crate::activation::take() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let metrics = Arc::new(Metrics::new(crate::VERSION));
     let loaded = match load(path, &metrics) {
         Ok(l) => l,
@@ -86,7 +94,7 @@ pub fn run(path: &Path, log: &LogOverrides) -> ExitCode {
         }
     };
     let code = runtime.block_on(async move {
-        match start(loaded, metrics, path.to_owned()).await {
+        match start(loaded, metrics, path.to_owned(), passed).await {
             Ok(running) => {
                 running.wait().await;
                 ExitCode::SUCCESS

@@ -109,7 +109,7 @@ pub(crate) fn run(config: Option<PathBuf>, store: bool, log: &LogOverrides) -> E
         });
         tokio::spawn(echo_upstream(upstream, signer, store));
         let curl = curl_line(&loaded.snapshot, &certs_of);
-        match start(loaded, metrics, path.clone()).await {
+        match start(loaded, metrics, path.clone(), Default::default()).await {
             Ok(running) => {
                 println!(
                     "\nhookgate demo: the gate listens on {}, the echo upstream on {host}:{port}.",

@@ -19,9 +19,11 @@
 //! immutable [`snapshot`], a list refresh applies remote entries, and both swap the
 //! [`admission`] in force), [`config`] (the TOML, validated), [`allowlist`] (static, file and
 //! remote lists, [`refresh`] keeps the remote ones fresh), [`reload`] (SIGHUP and file changes), [`admin`] (`/healthz`, `/readyz`, `/metrics`, the
-//! store API), [`start`] (start-up shared by `run` and `demo`) and [`commands`] (the CLI).
+//! store API), [`start`] (start-up shared by `run` and `demo`; the listeners may
+//! come from systemd by [`activation`]) and [`commands`] (the CLI).
 #![forbid(unsafe_code)]
 
+pub(crate) mod activation;
 pub(crate) mod admin;
 pub(crate) mod admission;
 pub(crate) mod allowlist;

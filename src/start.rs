@@ -1,7 +1,8 @@
 //! Start-up, shared by `hookgate run` and `hookgate demo`: the first load (off the thread,
-//! under the load limit), logging, the runtime, binding the listeners, opening the store and
-//! spawning every task (server, admin, reload, deliveries, signals). A start-up error is a
-//! message for the command to print and exit 1 with.
+//! under the load limit), logging, the runtime, binding the listeners (or taking the ones systemd
+//! passed, [`crate::activation`]), opening the store and spawning every task (server, admin,
+//! reload, deliveries, signals). A start-up error is a message for the command to print and exit
+//! 1 with.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -10,6 +11,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::activation::Passed;
 use crate::admission::{Admission, AdmissionCell};
 use crate::config::Config;
 use crate::logging::{self, LogFormat};
@@ -102,27 +104,58 @@ impl Running {
     }
 }
 
-/// Binds the listeners (a port in use is a start-up error) and spawns every task.
+/// Binds the listeners that `passed` (socket activation) does not give (a port in use is a
+/// start-up error) and spawns every task.
 pub(crate) async fn start(
     loaded: Loaded,
     metrics: Arc<Metrics>,
     config_path: PathBuf,
+    passed: Passed,
 ) -> Result<Running, String> {
     let Loaded {
         snapshot,
         admission,
     } = loaded;
-    let listen_addr = snapshot.config.listen.address;
-    let listener = server::bind(listen_addr, snapshot.config.listen.max_connections)
-        .map_err(|e| format!("cannot listen on {listen_addr} (listen.address): {e}"))?;
+    if passed.any() {
+        let from = |p: &Option<crate::activation::PassedListener>, key: &str| {
+            p.as_ref()
+                .map_or_else(|| format!("{key} (bound)"), |p| format!("fd {}", p.fd))
+        };
+        tracing::info!(
+            listen = from(&passed.listen, "listen.address"),
+            admin = from(&passed.admin, "admin.address"),
+            "socket activation (LISTEN_FDS): serving on the passed sockets; the addresses the \
+             config gives them are not bound"
+        );
+    }
+    let listener = match passed.listen {
+        Some(p) => TcpListener::from_std(p.listener)
+            .map_err(|e| format!("fd {} (LISTEN_FDS, listen): {e}", p.fd))?,
+        None => {
+            let addr = snapshot.config.listen.address;
+            server::bind(addr, snapshot.config.listen.max_connections)
+                .map_err(|e| format!("cannot listen on {addr} (listen.address): {e}"))?
+        }
+    };
     let address = listener.local_addr().map_err(|e| e.to_string())?;
-    let admin_listener = match snapshot.config.admin {
-        Some(addr) => Some(
+    let admin_listener = match (passed.admin, snapshot.config.admin) {
+        (Some(p), Some(_)) => Some(
+            TcpListener::from_std(p.listener)
+                .map_err(|e| format!("fd {} (LISTEN_FDS, admin): {e}", p.fd))?,
+        ),
+        (Some(p), None) => {
+            return Err(format!(
+                "fd {} is passed as the admin socket (LISTEN_FDS), but admin.address = \"\" \
+                 disables the admin listener",
+                p.fd
+            ))
+        }
+        (None, Some(addr)) => Some(
             TcpListener::bind(addr)
                 .await
                 .map_err(|e| format!("cannot listen on {addr} (admin.address): {e}"))?,
         ),
-        None => None,
+        (None, None) => None,
     };
     let admin_address = admin_listener
         .as_ref()

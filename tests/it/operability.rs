@@ -1,8 +1,10 @@
 //! Issue 4, operability, against the running binary: the admin listener and a `promtool`-checked
 //! scrape, the SPEC §7 JSON log lines, reload by SIGHUP and by watched files (including a
 //! Kubernetes `..data` symlink swap), graceful shutdown on SIGTERM/SIGINT, and the CLI's `check`
-//! and `--log-format`. Real signals (`kill`), real files, real scrapes.
+//! and `--log-format`, and systemd socket activation. Real signals (`kill`), real files, real
+//! scrapes.
 
+mod activation;
 mod admin;
 mod cli;
 mod logs;

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use rustls::AlertDescription;
 use serde_json::json;
 
+use crate::support::hookgate::check;
 use crate::support::list_server::{ListReply, ListServer};
 use crate::support::pki::Identity;
-use crate::support::unready::{check, UnreadyGate};
 use crate::support::*;
 
 const REFRESH_TOTAL: &str = "hookgate_allowlist_refresh_total";
@@ -391,10 +391,8 @@ async fn a_url_only_list_with_no_cache_and_the_server_down_denies_everyone_and_i
     let up = Upstream::start();
     let cfg = url_only(&up, &server, "thumbprints");
     drop(server);
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("list-ca.pem"), ListServer::ca_pem()).expect("write");
-    let gate = UnreadyGate::start(&cfg, dir.path(), &[]).await;
-    let (status, body) = gate.readyz().await;
+    let gate = cfg.start_unready().await;
+    let (status, body) = admin::get(gate.admin(), "/readyz").await.expect("readyz");
     assert_eq!(status, 503, "readyz body: {body}");
     assert!(
         body.contains("thumbprints"),
@@ -431,7 +429,7 @@ async fn a_url_only_list_with_no_cache_and_the_server_down_denies_everyone_and_i
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(
-        gate.readyz().await.0,
+        admin::get(gate.admin(), "/readyz").await.expect("readyz").0,
         503,
         "still not ready after the failure"
     );

@@ -289,7 +289,7 @@ async fn check_prints_the_early_refresh_settings_per_list() {
         ("HOOKGATE_HEADER_SECRET", HEADER_SECRET),
         ("HOOKGATE_SIGNING_KEY", &hookgate::signing_key_b64()),
     ];
-    let out = unready::check(dir.path(), &text, &env);
+    let out = crate::support::hookgate::check(dir.path(), &text, &env);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(
         out.stdout

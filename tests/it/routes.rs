@@ -509,7 +509,7 @@ developer_payload = false
         ("HOOKGATE_SIGNING_KEY", &hookgate::signing_key_b64()),
         ("EXPORT_SECRET", EXPORT_SECRET),
     ];
-    let out = crate::support::unready::check(dir.path(), &text, &env);
+    let out = crate::support::hookgate::check(dir.path(), &text, &env);
     assert_eq!(out.code, 0, "{}", out.stderr);
     for line in [
         r#"route status: paths ["/copyleaks/completed/", "/copyleaks/error/"] (the longest prefix of the normalized path), methods POST, max body 65536 bytes"#,

@@ -281,7 +281,7 @@ async fn an_unwritable_store_directory_fails_check_and_start() {
         ("HOOKGATE_HEADER_SECRET", HEADER_SECRET),
         ("HOOKGATE_SIGNING_KEY", &hookgate::signing_key_b64()),
     ];
-    let out = unready::check(dir.path(), &text, &env);
+    let out = crate::support::hookgate::check(dir.path(), &text, &env);
     assert_eq!(out.code, 1, "{}", out.stdout);
     assert!(
         out.stderr.contains("store.path") && out.stderr.contains("not-a-dir"),
@@ -308,7 +308,7 @@ fn check_prints_the_store_and_each_routes_delivery() {
         ("HOOKGATE_HEADER_SECRET", HEADER_SECRET),
         ("HOOKGATE_SIGNING_KEY", &hookgate::signing_key_b64()),
     ];
-    let out = unready::check(dir.path(), &text, &env);
+    let out = crate::support::hookgate::check(dir.path(), &text, &env);
     assert_eq!(out.code, 0, "{}", out.stderr);
     for line in [
         format!("store: embedded (SQLite) in {}; at most 1073741824 bytes; 16 attempts at once, each within 2s; retries from 100ms to 400ms, dead after 259200s; delivered kept 86400s", store.display()),

@@ -398,7 +398,7 @@ async fn check_verifies_that_the_database_answers_and_never_prints_the_password(
     };
     let run = |vars: Vec<(String, String)>| {
         let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        unready::check(dir.path(), &text, &vars)
+        crate::support::hookgate::check(dir.path(), &text, &vars)
     };
     let ok = run(env(pg.url()));
     assert_eq!(ok.code, 0, "{}", ok.stderr);
@@ -463,7 +463,7 @@ async fn verify_full_tls_to_postgres_with_sslrootcert() {
         ("HOOKGATE_SIGNING_KEY", &hookgate::signing_key_b64()),
         ("HOOKGATE_STORE_URL", other.as_str()),
     ];
-    let out = unready::check(dir.path(), &text, &env);
+    let out = crate::support::hookgate::check(dir.path(), &text, &env);
     assert_eq!(out.code, 1, "{}", out.stdout);
     eprintln!("check with another root: {}", out.stderr.trim());
     assert!(

@@ -17,7 +17,6 @@ use tokio::net::TcpStream;
 use super::*;
 use crate::operability::{edit_config, eventually, reloads};
 use crate::support::admin::{self, Metrics};
-use crate::support::hookgate::{free_port, Output};
 use crate::support::list_server::{ListReply, ListServer};
 use crate::support::pki::Identity;
 use crate::support::proxy;
@@ -672,116 +671,20 @@ async fn a_response_streaming_longer_than_idle_timeout_arrives_whole() {
 /// The soft and hard RLIMIT_NOFILE the fd test runs hookgate under.
 const NOFILE: u64 = 256;
 
-/// A hookgate started under `prlimit --nofile=N:N` (its own Command: GateConfig::start cannot
-/// wrap the binary); killed on drop.
-struct Limited {
-    child: Child,
-    addr: SocketAddr,
-    admin: SocketAddr,
-    stdout: Output,
-    _dir: tempfile::TempDir,
+/// A hookgate started under `prlimit --nofile=N:N`, which execs it in its own process.
+async fn limited(config: GateConfig) -> Gate {
+    crate::support::tools::require_tool("prlimit", "apt-get install -y util-linux");
+    let nofile = format!("--nofile={NOFILE}:{NOFILE}");
+    config.wrapped(&["prlimit", &nofile, "--"]).start().await
 }
 
-impl Limited {
-    /// `config` builds the config to run (called again if the admin port race is lost).
-    async fn start(config: impl Fn() -> GateConfig) -> Limited {
-        crate::support::tools::require_tool("prlimit", "apt-get install -y util-linux");
-        let mut last = String::new();
-        for _ in 0..3 {
-            let dir = tempfile::tempdir().expect("tempdir");
-            let admin = free_port();
-            let (path, cmd) = config()
-                .set("admin.address", admin.to_string())
-                .prepare(dir.path());
-            let mut limited = Command::new("prlimit");
-            limited
-                .arg(format!("--nofile={NOFILE}:{NOFILE}"))
-                .arg("--")
-                .arg(cmd.get_program())
-                .arg("run")
-                .arg("--config")
-                .arg(&path)
-                .current_dir(dir.path())
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped());
-            for (k, v) in cmd.get_envs() {
-                match v {
-                    Some(v) => limited.env(k, v),
-                    None => limited.env_remove(k),
-                };
-            }
-            let mut child = limited.spawn().expect("spawn prlimit hookgate");
-            let stdout = Output::collect(child.stdout.take().expect("stdout"));
-            let stderr = Output::collect(child.stderr.take().expect("stderr"));
-            let deadline = Instant::now() + Duration::from_secs(15);
-            let addr = loop {
-                if let Some(line) = stdout.find_json(|v| v["msg"] == "listening") {
-                    break line["address"].as_str().and_then(|a| a.parse().ok());
-                }
-                if let Ok(Some(_)) = child.try_wait() {
-                    break None;
-                }
-                assert!(Instant::now() < deadline, "no `listening` line within 15 s");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            };
-            match addr {
-                Some(addr) => {
-                    let gate = Limited {
-                        child,
-                        addr,
-                        admin,
-                        stdout,
-                        _dir: dir,
-                    };
-                    eventually("/readyz 200", Duration::from_secs(10), || async {
-                        matches!(admin::get(gate.admin, "/readyz").await, Ok((200, _)))
-                    })
-                    .await;
-                    return gate;
-                }
-                None => {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    last = format!("{}\n{}", stderr.text(), stdout.text());
-                    let _ = child.wait();
-                    assert!(
-                        last.contains("admin.address"),
-                        "hookgate did not start: {last}"
-                    );
-                }
-            }
-        }
-        panic!("hookgate did not start (admin port races): {last}");
-    }
-
-    async fn metrics(&self) -> Metrics {
-        let (status, body) = admin::get(self.admin, "/metrics").await.expect("scrape");
-        assert_eq!(status, 200);
-        Metrics(body)
-    }
-
-    fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .args(["-s", name, &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success());
-    }
-
-    fn count_lines(&self, msg: &str) -> usize {
-        self.stdout
-            .json()
-            .iter()
-            .filter(|v| v["msg"] == msg)
-            .count()
-    }
-}
-
-impl Drop for Limited {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// How many JSON log lines `gate` wrote with this `msg`.
+fn count_lines(gate: &Gate, msg: &str) -> usize {
+    gate.stdout
+        .json()
+        .iter()
+        .filter(|v| v["msg"] == msg)
+        .count()
 }
 
 /// POSTs `{}` as the pinned client on a new connection to `addr`.
@@ -801,14 +704,14 @@ fn pinned() -> TlsClient {
 #[tokio::test]
 async fn with_256_file_descriptors_400_held_connections_queue_and_admin_reload_and_service_go_on() {
     let up = Upstream::start();
-    let gate = Limited::start(|| {
+    let gate = limited(
         GateConfig::new(&up.url)
             .set("listen.handshake_timeout", "30s")
             .set("listen.header_timeout", "60s")
-            .set("listen.idle_timeout", "60s")
-    })
+            .set("listen.idle_timeout", "60s"),
+    )
     .await;
-    let limits = std::fs::read_to_string(format!("/proc/{}/limits", gate.child.id()))
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", gate.pid()))
         .expect("read /proc/PID/limits");
     let nofile = limits
         .lines()
@@ -875,10 +778,10 @@ async fn with_256_file_descriptors_400_held_connections_queue_and_admin_reload_a
         .expect("/metrics answers within 2 s");
     assert!(asked.elapsed() < Duration::from_secs(2));
     assert_eq!(m.value("hookgate_open_connections", &[]), Some(capacity));
-    let (status, _) = admin::get(gate.admin, "/healthz").await.expect("healthz");
+    let (status, _) = admin::get(gate.admin(), "/healthz").await.expect("healthz");
     assert_eq!(status, 200);
     let secs = opened.elapsed().as_secs() as usize + 1;
-    let failures = gate.count_lines("accept failed; backing off");
+    let failures = count_lines(&gate, "accept failed; backing off");
     assert!(
         failures <= 2 * secs,
         "{failures} `accept failed` lines in {secs} s"
@@ -918,19 +821,19 @@ async fn with_256_file_descriptors_400_held_connections_queue_and_admin_reload_a
     let paths: Vec<String> = up.requests().iter().map(|r| r.target.clone()).collect();
     assert_eq!(paths, ["/queued", "/fresh"]);
     let secs = opened.elapsed().as_secs() as usize + 1;
-    let failures = gate.count_lines("accept failed; backing off");
+    let failures = count_lines(&gate, "accept failed; backing off");
     assert!(
         failures <= 2 * secs,
         "{failures} `accept failed` lines in {secs} s"
     );
-    assert_eq!(gate.count_lines("admin accept failed"), 0);
+    assert_eq!(count_lines(&gate, "admin accept failed"), 0);
 }
 
 #[tokio::test]
 async fn with_256_file_descriptors_http2_streams_do_not_run_the_gate_out_of_descriptors() {
     let up = Upstream::start();
     up.set_behavior(Behavior::Delay(Duration::from_secs(2)));
-    let gate = Limited::start(|| GateConfig::new(&up.url).set("upstream.timeout", "15s")).await;
+    let gate = limited(GateConfig::new(&up.url).set("upstream.timeout", "15s")).await;
     // 20 connections, far below the capacity of 96, with 16 requests in flight on each.
     let mut streams = Vec::new();
     for c in 0..20 {
@@ -965,17 +868,17 @@ async fn with_256_file_descriptors_http2_streams_do_not_run_the_gate_out_of_desc
         }
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let scrape = tokio::time::timeout(Duration::from_secs(2), admin::get(gate.admin, "/metrics"))
+    let scrape = tokio::time::timeout(Duration::from_secs(2), admin::get(gate.admin(), "/metrics"))
         .await
         .map(|r| r.map(|(status, _)| status).ok());
-    let fds = std::fs::read_dir(format!("/proc/{}/fd", gate.child.id())).map(|d| d.count());
+    let fds = std::fs::read_dir(format!("/proc/{}/fd", gate.pid())).map(|d| d.count());
     let mut statuses = std::collections::BTreeMap::new();
     for stream in streams {
         *statuses
             .entry(stream.await.expect("stream task"))
             .or_insert(0) += 1;
     }
-    let accept_failures = gate.count_lines("accept failed; backing off");
+    let accept_failures = count_lines(&gate, "accept failed; backing off");
     let a_502 = gate
         .stdout
         .find_json(|v| v["reason"] == "upstream_unavailable")

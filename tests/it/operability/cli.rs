@@ -5,7 +5,6 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use crate::support::hookgate::free_port;
 use crate::support::*;
 
 /// Kills the child on drop, so a failing test leaves no process behind.
@@ -22,9 +21,10 @@ impl Drop for Running {
 async fn log_format_text_on_the_command_line_overrides_json_in_the_config() {
     let up = Upstream::start();
     let dir = tempfile::tempdir().expect("tempdir");
+    // hookgate binds its own listener here (no socket activation): any free port, no admin.
     let config = GateConfig::new(&up.url)
-        .set("listen.address", free_port().to_string())
-        .set("admin.address", free_port().to_string());
+        .set("listen.address", "127.0.0.1:0")
+        .set("admin.address", "");
     let (path, mut cmd) = config.prepare(dir.path());
     let mut child = Running(
         cmd.args(["run", "--log-format", "text", "--config"])

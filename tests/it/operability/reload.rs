@@ -182,7 +182,7 @@ async fn sighup_with_a_new_listen_address_applies_the_rest_and_says_a_restart_is
     let pki = Pki::get();
     let up = Upstream::start();
     let gate = GateConfig::new(&up.url).start().await;
-    let elsewhere = crate::support::hookgate::free_port();
+    let elsewhere = crate::support::free_port();
     edit_config(
         &gate,
         &[

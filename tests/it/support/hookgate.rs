@@ -1,10 +1,16 @@
-//! Runs the real `hookgate` binary: a config built as a TOML table (sane test defaults, changed
-//! per test with `set`/`remove`), written with the certificates into a private tempdir, secrets
-//! passed as environment variables, the listen port chosen by the kernel (`127.0.0.1:0`, read back
-//! from the `listening` log line) and readiness awaited on the admin `/readyz`. Killed on drop.
+//! Runs the real `hookgate` binary, the one process harness: a config built as a TOML table
+//! (sane test defaults, changed per test with `set`/`remove`), written with the certificates
+//! into a private tempdir, secrets passed as environment variables, and the TLS and admin
+//! listeners bound here (loopback, kernel-chosen ports) and passed by systemd socket activation,
+//! so the test knows both addresses from its own listeners; readiness is awaited on the admin
+//! `/readyz`. Killed on drop. Also `hookgate check` ([`check`]) and runs that must fail to start
+//! ([`GateConfig::run_to_exit`]).
 
 use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
+use std::mem::ManuallyDrop;
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -40,17 +46,20 @@ pub fn content_digest(body: &[u8]) -> String {
     )
 }
 
-/// A hookgate configuration to start. Defaults: listen on `127.0.0.1:0` (timeouts 5 s, idle
-/// 30 s), TLS with the test server certificate, `[thumbprints]` pinning `Pki::client` by SHA-256,
-/// `[source_ips]` allowing `127.0.0.0/8`, the required header from env, methods POST/PUT, all
-/// paths, `max_body = "1MiB"`, the given upstream (timeout 5 s, host preserve), `[identity]` from
-/// env, admin on a free loopback port, JSON logs at info. No `[developer_payload]`.
+/// A hookgate configuration to start. Defaults: no `listen.address` (`start` passes the
+/// listener; timeouts 5 s, idle 30 s), TLS with the test server certificate, `[thumbprints]`
+/// pinning `Pki::client` by SHA-256, `[source_ips]` allowing `127.0.0.0/8`, the required header
+/// from env, methods POST/PUT, all paths, `max_body = "1MiB"`, the given upstream (timeout 5 s,
+/// host preserve), `[identity]` from env, the admin listener passed by `start`, JSON logs at
+/// info. No `[developer_payload]`.
 pub struct GateConfig {
     table: toml::Table,
     env: Vec<(String, String)>,
     files: Vec<(String, Vec<u8>)>,
     /// `(link, target)` pairs, created after the files (relative to the config directory).
     symlinks: Vec<(String, String)>,
+    /// The command `hookgate run` runs under (see `wrapped`); empty: none.
+    wrapper: Vec<String>,
 }
 
 impl GateConfig {
@@ -59,7 +68,6 @@ impl GateConfig {
         let text = format!(
             r#"
 [listen]
-address = "127.0.0.1:0"
 handshake_timeout = "5s"
 header_timeout = "5s"
 idle_timeout = "30s"
@@ -115,6 +123,7 @@ level = "info"
             ],
             files: Vec::new(),
             symlinks: Vec::new(),
+            wrapper: Vec::new(),
         }
     }
 
@@ -196,131 +205,245 @@ level = "info"
         }
     }
 
-    /// Writes everything into `dir` (the config as is: no admin section is added) and returns
-    /// the config path and a `hookgate` command with this config's environment and no inherited
-    /// `HOOKGATE_*` variable; add the arguments (`check --config PATH`).
+    /// Writes everything into `dir` (the config as is: no address is added) and returns the
+    /// config path and a `hookgate` command with this config's environment and no inherited
+    /// `HOOKGATE_*` or `LISTEN_*` variable; add the arguments (`check --config PATH`).
     pub fn prepare(&self, dir: &Path) -> (PathBuf, Command) {
+        let config = self.write_all(dir);
+        (config, self.command(env!("CARGO_BIN_EXE_hookgate"), dir))
+    }
+
+    /// Writes the files and the config into `dir`; returns the config's path.
+    fn write_all(&self, dir: &Path) -> PathBuf {
         self.write_files(dir);
         let config = dir.join("hookgate.toml");
         std::fs::write(&config, self.to_toml()).expect("write config");
-        (config, self.command(dir))
+        config
     }
 
-    fn command(&self, dir: &Path) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookgate"));
+    fn command(&self, program: &str, dir: &Path) -> Command {
+        let mut cmd = Command::new(program);
         cmd.current_dir(dir).stdin(Stdio::null());
-        for (k, _) in std::env::vars() {
-            if k.starts_with("HOOKGATE_") {
-                cmd.env_remove(k);
+        for (k, _) in std::env::vars_os() {
+            let k = k.to_string_lossy();
+            if k.starts_with("HOOKGATE_") || k.starts_with("LISTEN_") {
+                cmd.env_remove(&*k);
             }
         }
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd
     }
 
-    /// The config as TOML text (without the admin section `start` adds).
+    /// The config as TOML text (without the addresses `start` adds).
     pub fn to_toml(&self) -> String {
         toml::to_string(&self.table).expect("serialisable")
     }
 
-    /// Writes everything to a fresh tempdir, runs `hookgate run`, waits until `/readyz` is 200.
-    /// The admin port is picked free just before start; a lost race is retried.
+    /// Whether `dotted.path` is set.
+    fn has(&self, path: &str) -> bool {
+        let mut v = Some(&self.table);
+        let (tables, key) = path.rsplit_once('.').map_or(("", path), |(t, k)| (t, k));
+        for name in tables.split('.').filter(|s| !s.is_empty()) {
+            v = v.and_then(|t| t.get(name)).and_then(|t| t.as_table());
+        }
+        v.is_some_and(|t| t.contains_key(key))
+    }
+
+    /// Runs `hookgate run` under `wrapper`, a command that executes its arguments in its own
+    /// process (`["prlimit", "--nofile=256:256", "--"]`), so the pid and the passed
+    /// descriptors stay hookgate's.
+    pub fn wrapped(mut self, wrapper: &[&str]) -> GateConfig {
+        self.wrapper = wrapper.iter().map(|w| w.to_string()).collect();
+        self
+    }
+
+    /// Writes everything to a fresh tempdir, binds the TLS and admin listeners (loopback,
+    /// kernel-chosen ports), runs `hookgate run` with them passed by socket activation (fds 3
+    /// and 4, `LISTEN_FDNAMES=listen:admin`) and waits until `/readyz` is 200. The config names
+    /// the two addresses as `listen.address` and `admin.address` (as it would beside a systemd
+    /// socket unit: `hookgate store` finds the admin listener there), unless the test set them:
+    /// those are not bound.
     pub async fn start(self) -> Gate {
         self.start_and_wait("/readyz").await
     }
 
     /// Like `start`, but waits only for `/healthz` (a gate that starts not ready, e.g. with an
-    /// empty allow list).
+    /// empty allow list, or a url-only list that cannot be fetched).
     pub async fn start_unready(self) -> Gate {
         self.start_and_wait("/healthz").await
     }
 
-    async fn start_and_wait(self, probe: &str) -> Gate {
+    async fn start_and_wait(mut self, probe: &str) -> Gate {
         let dir = tempfile::tempdir().expect("tempdir");
-        self.write_files(dir.path());
-        let mut last = String::new();
-        for _ in 0..5 {
-            match self.try_start(&dir).await {
-                Ok(mut gate) => {
-                    gate.dir = Some(dir);
-                    gate.wait_200(probe).await;
-                    return gate;
-                }
-                Err(e) if e.contains("admin.address") => last = e,
-                Err(e) => panic!("hookgate did not start: {e}"),
+        let listen = loopback_listener();
+        let admin = loopback_listener();
+        let addr = listen.local_addr().expect("listen address");
+        let admin_addr = admin.local_addr().expect("admin address");
+        for (key, a) in [("listen.address", addr), ("admin.address", admin_addr)] {
+            if !self.has(key) {
+                self = self.set(key, a.to_string());
             }
         }
-        panic!("hookgate did not start (admin port races): {last}");
-    }
-
-    async fn try_start(&self, dir: &TempDir) -> Result<Gate, String> {
-        let admin = free_port();
-        let mut table = self.table.clone();
-        // An [admin] section without an address (say, only a token) gets the free port too.
-        let section = table
-            .entry("admin")
-            .or_insert_with(|| toml::Table::new().into());
-        if let Some(a) = section.as_table_mut() {
-            a.entry("address")
-                .or_insert_with(|| admin.to_string().into());
-        }
-        let config = dir.path().join("hookgate.toml");
-        std::fs::write(&config, toml::to_string(&table).expect("TOML")).expect("write config");
-        let mut cmd = self.command(dir.path());
-        cmd.arg("run")
-            .arg("--config")
-            .arg(&config)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn hookgate");
+        let activation = Activation {
+            fds: vec![listen.as_fd(), admin.as_fd()],
+            listen_fds: "2".into(),
+            names: Some("listen:admin".into()),
+        };
+        let (config, mut child) = self.spawn(dir.path(), &activation);
+        drop(activation);
+        // hookgate holds the only copies now: they close when it does.
+        drop((listen, admin));
         let stdout = Output::collect(child.stdout.take().expect("stdout"));
         let stderr = Output::collect(child.stderr.take().expect("stderr"));
         let mut gate = Gate {
             child,
-            dir: None,
-            addr: "0.0.0.0:0".parse().expect("addr"),
-            admin: None,
+            dir,
+            addr,
+            admin: admin_addr,
             config,
             stdout,
             stderr,
         };
+        gate.wait_200(probe).await;
+        gate
+    }
+
+    /// Writes everything to a fresh tempdir, runs `hookgate run` with `activation` and waits
+    /// (15 s at most) for it to exit: for a start that must fail.
+    pub fn run_to_exit(&self, activation: &Activation<'_>) -> Exited {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_, mut child) = self.spawn(dir.path(), activation);
         let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(line) = gate.stdout.find_json(|v| v["msg"] == "listening") {
-                gate.addr = line["address"]
-                    .as_str()
-                    .and_then(|a| a.parse().ok())
-                    .expect("listening line has the bound address");
-                gate.admin = table
-                    .get("admin")
-                    .and_then(|a| a.get("address"))
-                    .and_then(|a| a.as_str())
-                    .and_then(|a| a.parse().ok());
-                return Ok(gate);
+        while child.try_wait().expect("try_wait").is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                break;
             }
-            if let Ok(Some(status)) = gate.child.try_wait() {
-                // Give the reader threads a moment to drain the pipes.
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                return Err(format!(
-                    "exited with {status}; stderr: {}; stdout: {}",
-                    gate.stderr.text(),
-                    gate.stdout.text()
-                ));
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no `listening` line within 15s: {}",
-                gate.stdout.text()
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            std::thread::sleep(Duration::from_millis(20));
         }
+        let out = child.wait_with_output().expect("hookgate output");
+        Exited {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Writes everything into `dir` and spawns `hookgate run` (under the wrapper) with
+    /// `activation`'s descriptors as its 3, 4, … and `LISTEN_PID` its own pid: `sh` exports its
+    /// pid (`$$`), then execs, so the same process becomes hookgate. Stdout and stderr piped.
+    fn spawn(&self, dir: &Path, activation: &Activation<'_>) -> (PathBuf, Child) {
+        let config = self.write_all(dir);
+        let mut cmd = self.command("sh", dir);
+        cmd.arg("-c")
+            .arg(r#"LISTEN_PID=$$; export LISTEN_PID; exec "$0" "$@""#)
+            .args(&self.wrapper)
+            .arg(env!("CARGO_BIN_EXE_hookgate"))
+            .arg("run")
+            .arg("--config")
+            .arg(&config)
+            .env("LISTEN_FDS", &activation.listen_fds)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(names) = &activation.names {
+            cmd.env("LISTEN_FDNAMES", names);
+        }
+        pass_fds(&mut cmd, &activation.fds);
+        let child = cmd.spawn().expect("spawn hookgate");
+        (config, child)
     }
 }
 
-/// A free loopback port (bound, then released).
-pub fn free_port() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr")
+/// Descriptors handed to `hookgate run` as its 3, 4, …, and the `LISTEN_FDS` and
+/// `LISTEN_FDNAMES` (`None`: unset) announcing them; a test of bad values makes them disagree.
+pub struct Activation<'a> {
+    pub fds: Vec<BorrowedFd<'a>>,
+    pub listen_fds: String,
+    pub names: Option<String>,
+}
+
+/// How a `hookgate run` ended, and what it printed.
+pub struct Exited {
+    /// `None`: killed by a signal (or by `run_to_exit` after 15 s).
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// A listener on a kernel-chosen loopback port with the backlog hookgate gives its own
+/// (`max_connections`, 10 000 by default; the kernel caps it at `net.core.somaxconn`): tests
+/// queue hundreds of connections in it.
+fn loopback_listener() -> TcpListener {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback listener");
+    // listen(2) again on a listening socket only changes its backlog.
+    rustix::net::listen(&listener, 10_000).expect("raise the backlog");
+    listener
+}
+
+/// Makes `fds[i]` the child's descriptor 3 + i, between fork and exec. The listeners stay
+/// close-on-exec in this process, so a process another test spawns meanwhile inherits none;
+/// only the child's copies (dup2) lose the flag.
+fn pass_fds(cmd: &mut Command, fds: &[BorrowedFd<'_>]) {
+    const FIRST: RawFd = 3;
+    const MAX: usize = 8;
+    assert!(fds.len() <= MAX, "at most {MAX} descriptors");
+    let raw: Vec<RawFd> = fds.iter().map(|fd| fd.as_raw_fd()).collect();
+    let above = FIRST + raw.len() as RawFd;
+    // SAFETY: the closure runs in the forked child, which then only calls exec: it makes raw
+    // fcntl/dup2/close system calls (rustix) and does not allocate. The borrowed descriptors are
+    // open until `spawn` returns (the caller holds them), and the numbers it takes over (3, 4, …)
+    // are the child's own to replace.
+    unsafe {
+        cmd.pre_exec(move || {
+            // Copies above every target first: a listener that is itself fd 3 or 4 is not
+            // overwritten before it is copied. The copies are close-on-exec.
+            let mut copies: [Option<OwnedFd>; MAX] = [const { None }; MAX];
+            for (copy, &fd) in copies.iter_mut().zip(&raw) {
+                let fd = BorrowedFd::borrow_raw(fd);
+                *copy = Some(rustix::io::fcntl_dupfd_cloexec(fd, above)?);
+            }
+            for (target, copy) in (FIRST..).zip(copies.iter().flatten()) {
+                let mut target = ManuallyDrop::new(OwnedFd::from_raw_fd(target));
+                rustix::io::dup2(copy, &mut target)?;
+            }
+            Ok(())
+        });
+    }
+}
+
+/// What `hookgate check` did.
+pub struct Checked {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    /// The config file it was given (errors name it).
+    pub config: PathBuf,
+}
+
+/// `hookgate check` on `text` written as `<dir>/hookgate.toml` next to the test PKI, with the
+/// usual secrets in the environment plus `env`.
+pub fn check(dir: &Path, text: &str, env: &[(&str, &str)]) -> Checked {
+    let gate = env
+        .iter()
+        .fold(GateConfig::new("http://127.0.0.1:9"), |g, (k, v)| {
+            g.env(k, v)
+        });
+    gate.write_files(dir);
+    let config = dir.join("hookgate.toml");
+    std::fs::write(&config, text).expect("write config");
+    let out = gate
+        .command(env!("CARGO_BIN_EXE_hookgate"), dir)
+        .arg("check")
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .expect("run hookgate check");
+    Checked {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        config,
+    }
 }
 
 /// Lines a child process wrote to one of its pipes, collected by a reader thread.
@@ -372,10 +495,10 @@ impl Output {
 /// A running hookgate process; killed (and its tempdir removed) on drop.
 pub struct Gate {
     child: Child,
-    dir: Option<TempDir>,
-    /// The TLS listener's bound address.
+    dir: TempDir,
+    /// The TLS listener's address (the listener passed to it).
     pub addr: SocketAddr,
-    admin: Option<SocketAddr>,
+    admin: SocketAddr,
     config: PathBuf,
     /// Its stdout (JSON log lines).
     pub stdout: Output,
@@ -387,7 +510,7 @@ impl Gate {
     /// The config directory (holds `server.pem`, `client.pem/.key`, `ca-client.pem/.key`,
     /// `ca.pem`, `hookgate.toml` and any extra files).
     pub fn dir(&self) -> &Path {
-        self.dir.as_ref().expect("started").path()
+        self.dir.path()
     }
 
     pub fn config_path(&self) -> &Path {
@@ -398,9 +521,9 @@ impl Gate {
         self.child.id()
     }
 
-    /// The admin listener's address.
+    /// The admin listener's address (the listener passed to it).
     pub fn admin(&self) -> SocketAddr {
-        self.admin.expect("admin is enabled")
+        self.admin
     }
 
     async fn wait_200(&mut self, probe: &str) {
@@ -410,7 +533,13 @@ impl Gate {
                 return;
             }
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("hookgate exited with {status}: {}", self.stderr.text());
+                // Give the reader threads a moment to drain the pipes.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                panic!(
+                    "hookgate exited with {status}: {}\n{}",
+                    self.stderr.text(),
+                    self.stdout.text()
+                );
             }
             assert!(Instant::now() < deadline, "{probe} not 200 within 10s");
             tokio::time::sleep(Duration::from_millis(10)).await;

@@ -3,14 +3,14 @@
 //! run in parallel; every child process and server is stopped on drop.
 //!
 //! - [`pki`]: rcgen certificates (CA, server, pinned / unpinned / expired / CA-signed clients).
-//! - [`hookgate`]: config builder, process guard, log collection, metric and log assertions.
+//! - [`hookgate`]: the process harness: config builder, listeners passed by socket activation,
+//!   process guard, log collection, metric and log assertions; `hookgate check`.
 //! - [`upstream`]: a recording HTTP/1.1 upstream that can respond, delay or close.
 //! - [`client`]: the TLS client (any cert, mismatched key), HTTP/1.1, HTTP/2 and raw requests.
 //! - [`admin`]: `/readyz`, `/metrics` scrapes and a Prometheus sample lookup.
 //! - [`list_server`]: an HTTPS remote allow-list endpoint (own CA for `url_ca`) whose replies
 //!   the test switches: any body shape, HTTP errors, hangs, an untrusted certificate; ETag/304.
 //! - [`proxy`]: PROXY v1/v2 headers, a raw ClientHello, "closed without a byte", real HAProxy.
-//! - [`unready`]: a hookgate expected to stay unready (`/readyz` 503), and `hookgate check`.
 //! - [`tools`]: `curl`, `python3` and the Python RFC 9421 verifying upstream (fail if missing).
 //!
 //! A typical test:
@@ -42,13 +42,19 @@ pub mod pki;
 pub mod postgres;
 pub mod proxy;
 pub mod tools;
-pub mod unready;
 pub mod upstream;
 
 pub use client::{request, Reply, TlsClient, H1, H2};
 pub use hookgate::{Gate, GateConfig, DEVELOPER_PAYLOAD, HEADER_NAME, HEADER_SECRET};
 pub use pki::Pki;
 pub use upstream::{Behavior, Upstream};
+
+/// A free loopback port (bound, then released) for a process that cannot be handed a listener
+/// (PostgreSQL, HAProxy), or an address nothing listens on. hookgate is handed its listeners.
+pub fn free_port() -> std::net::SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr")
+}
 
 /// Polls `done` every 20 ms until it holds; fails naming `what` after `within`.
 pub async fn wait_for(what: &str, within: std::time::Duration, mut done: impl FnMut() -> bool) {

@@ -76,7 +76,7 @@ impl Postgres {
         }
         let pg = Postgres {
             bin,
-            addr: super::hookgate::free_port(),
+            addr: super::free_port(),
             dir,
             as_user,
             tls,

@@ -13,7 +13,8 @@ use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::hookgate::{free_port, Output};
+use super::free_port;
+use super::hookgate::Output;
 
 /// `PROXY TCP4|TCP6 src dst sport dport\r\n`.
 pub fn v1(src: SocketAddr, dst: SocketAddr) -> Vec<u8> {
