@@ -6,20 +6,20 @@ use bytes::Bytes;
 use http::header::{CONNECTION, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderValue, Response, StatusCode};
 use http_body_util::{Either, Full};
-use hyper::body::Incoming;
 
 use crate::forward::UpstreamError;
+use crate::http1::client::UpstreamBody;
 use crate::identity;
 use crate::policy::outcome::Reason;
 use crate::policy::Denied;
 
 /// What hookgate sends: the upstream's streamed response or a small body of its own.
-pub(crate) type Answer = Response<Either<Incoming, Full<Bytes>>>;
+pub(crate) type Answer = Response<Either<UpstreamBody, Full<Bytes>>>;
 
 /// How a request ended.
 pub(crate) enum Ended {
     /// The upstream's response, relayed.
-    Relayed(Response<Incoming>),
+    Relayed(Response<UpstreamBody>),
     /// Stored durably (SPEC §9.1): 202, delivered later.
     Stored,
     /// A duplicate of the request with this id, stored within the route's dedup window (§9.4).

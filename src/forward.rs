@@ -1,27 +1,20 @@
-//! The upstream side: a pooled HTTP/1.1 client over TCP or a Unix socket, the request URI
-//! rewrite (`/BASE` + path), and the mapping of failures to 502 / 504.
+//! The upstream side: the request URI rewrite (`/BASE` + path), the request head as sent, the
+//! pooled HTTP/1.1 client (`http1::client`) under `upstream.timeout`, and the mapping of
+//! failures to 502 / 504.
 
-use std::future::Future;
-use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderValue, Request, Response, Uri};
-use hyper::body::Incoming;
-use hyper_util::client::legacy::connect::{Connected, Connection};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpStream, UnixStream};
+use http::{HeaderValue, Method, Request, Response, Uri};
 
 use crate::config::{self, HostMode, UpstreamTarget};
+use crate::http1::client::{Failure, Pool, UpstreamBody};
 
 /// A request body as it arrived, chunk by chunk: forwarded without copying it into one buffer
-/// (hyper writes the chunks with one `writev`).
+/// (the client writes the head and the chunks with one `writev`).
 #[derive(Debug, Default)]
 pub(crate) struct BodyChunks {
     chunks: std::collections::VecDeque<Bytes>,
@@ -84,10 +77,6 @@ impl http_body::Body for BodyChunks {
     }
 }
 
-/// Pooled connections idle longer than this are closed by us first, before common app servers
-/// (Node's 5 s keep-alive, for one) close them under a request in flight.
-const POOL_IDLE: Duration = Duration::from_secs(4);
-
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum UpstreamError {
     #[error("upstream unavailable: {0}")]
@@ -101,7 +90,7 @@ pub(crate) enum UpstreamError {
 
 /// The upstream application, as one pooled client.
 pub(crate) struct Upstream {
-    client: Client<Connector, BodyChunks>,
+    pool: Arc<Pool>,
     /// `http://host:port` (or a fixed name for a Unix socket): the pool key.
     origin: String,
     base: String,
@@ -123,18 +112,8 @@ impl Upstream {
             }
             UpstreamTarget::Unix(_) => ("http://localhost".to_owned(), "localhost".to_owned()),
         };
-        let connector = Connector {
-            target: Arc::new(cfg.target.clone()),
-            connect_timeout: cfg.connect_timeout,
-        };
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(POOL_IDLE)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .set_host(false)
-            .build(connector);
         Upstream {
-            client,
+            pool: Pool::new(cfg.target.clone(), cfg.connect_timeout),
             origin,
             base: cfg.base.clone(),
             host: (cfg.host == HostMode::Upstream).then(|| {
@@ -172,232 +151,52 @@ impl Upstream {
     pub(crate) async fn send(
         &self,
         req: Request<BodyChunks>,
-    ) -> Result<Response<Incoming>, UpstreamError> {
+    ) -> Result<Response<UpstreamBody>, UpstreamError> {
         self.send_within(req, self.timeout).await
     }
 
     /// Sends with `limit` until the response head (a store attempt: `store.attempt_timeout`).
     pub(crate) async fn send_within(
         &self,
-        mut req: Request<BodyChunks>,
+        req: Request<BodyChunks>,
         limit: Duration,
-    ) -> Result<Response<Incoming>, UpstreamError> {
-        // hyper skips 1xx heads; 100 and 103 are harmless, any other one means the upstream
-        // speaks a protocol hookgate does not relay (102 Processing, 104 Upload Resumption).
-        let stray = Arc::new(AtomicU16::new(0));
-        let seen = stray.clone();
-        hyper::ext::on_informational(&mut req, move |informational| {
-            let code = informational.status().as_u16();
-            if code != 100 && code != 103 {
-                seen.store(code, Ordering::Relaxed);
+    ) -> Result<Response<UpstreamBody>, UpstreamError> {
+        let (parts, body) = req.into_parts();
+        let head = request_head(&parts, body.len());
+        let chunks: Vec<Bytes> = body.chunks.into_iter().collect();
+        let to_head = parts.method == Method::HEAD;
+        match tokio::time::timeout(limit, self.pool.exchange(&head, &chunks, to_head)).await {
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(Failure::Io { error, .. })) => {
+                Err(UpstreamError::Unavailable(error.to_string()))
             }
-        });
-        let resp = match tokio::time::timeout(limit, self.client.request(req)).await {
-            Ok(Ok(resp)) => resp,
-            Ok(Err(e)) => return Err(UpstreamError::Unavailable(error_chain(&e))),
-            Err(_) => return Err(UpstreamError::Timeout(limit)),
-        };
-        check_relayable(&resp, stray.load(Ordering::Relaxed))?;
-        Ok(resp)
-    }
-}
-
-/// SPEC §3 item 4: hookgate never asks for an upgrade (it strips `Upgrade`), so a 101 is a
-/// protocol switch it cannot follow; a stray 1xx, or Content-Length beside Transfer-Encoding
-/// (RFC 9112 §6.1: a sign of smuggling), is an answer two parties could read differently.
-fn check_relayable(
-    resp: &Response<Incoming>,
-    stray_informational: u16,
-) -> Result<(), UpstreamError> {
-    if resp.status() == http::StatusCode::SWITCHING_PROTOCOLS {
-        return Err(UpstreamError::Unrelayable(
-            "101 Switching Protocols to a request that asked for no upgrade",
-        ));
-    }
-    if stray_informational != 0 {
-        return Err(UpstreamError::Unrelayable(
-            "an informational (1xx) response other than 100 or 103",
-        ));
-    }
-    let headers = resp.headers();
-    if headers.contains_key(http::header::CONTENT_LENGTH)
-        && headers.contains_key(http::header::TRANSFER_ENCODING)
-    {
-        return Err(UpstreamError::Unrelayable(
-            "Content-Length together with Transfer-Encoding",
-        ));
-    }
-    Ok(())
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
-}
-
-/// Dials the configured target whatever the URI says (the URI only keys the pool).
-#[derive(Clone)]
-struct Connector {
-    target: Arc<UpstreamTarget>,
-    connect_timeout: Duration,
-}
-
-impl tower_service::Service<Uri> for Connector {
-    type Response = UpstreamIo;
-    type Error = io::Error;
-    type Future = Pin<Box<dyn Future<Output = io::Result<UpstreamIo>> + Send>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _: Uri) -> Self::Future {
-        let target = self.target.clone();
-        let limit = self.connect_timeout;
-        Box::pin(async move {
-            // Waits (within upstream.timeout) for a descriptor rather than failing with EMFILE.
-            let slot = crate::limits::upstream_slot().await;
-            let connect = async {
-                match &*target {
-                    UpstreamTarget::Tcp { host, port } => {
-                        let s = TcpStream::connect((host.as_str(), *port)).await?;
-                        s.set_nodelay(true)?;
-                        Ok(Stream::Tcp(s))
-                    }
-                    UpstreamTarget::Unix(path) => UnixStream::connect(path).await.map(Stream::Unix),
-                }
-            };
-            match tokio::time::timeout(limit, connect).await {
-                Ok(stream) => stream.map(|s| UpstreamIo {
-                    io: TokioIo::new(s),
-                    _slot: slot,
-                }),
-                Err(_) => Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!("connect timed out after {limit:?}"),
-                )),
-            }
-        })
-    }
-}
-
-enum Stream {
-    Tcp(TcpStream),
-    Unix(UnixStream),
-}
-
-/// The connection type the pool holds, with its share of the file descriptors.
-pub(crate) struct UpstreamIo {
-    io: TokioIo<Stream>,
-    _slot: tokio::sync::OwnedSemaphorePermit,
-}
-
-impl Connection for UpstreamIo {
-    fn connected(&self) -> Connected {
-        Connected::new()
-    }
-}
-
-impl hyper::rt::Read for UpstreamIo {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: hyper::rt::ReadBufCursor<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
-    }
-}
-
-impl hyper::rt::Write for UpstreamIo {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
-    }
-}
-
-impl AsyncRead for Stream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
+            Ok(Err(Failure::Unrelayable(why))) => Err(UpstreamError::Unrelayable(why)),
+            Err(_) => Err(UpstreamError::Timeout(limit)),
         }
     }
 }
 
-impl AsyncWrite for Stream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),
+/// The request head as the upstream receives it: origin-form target, every header as the
+/// handler left it (stripped, set and signed), and the body's length.
+fn request_head(parts: &http::request::Parts, body_len: u64) -> Vec<u8> {
+    let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let mut head = Vec::with_capacity(256 + parts.headers.len() * 48);
+    head.extend_from_slice(parts.method.as_str().as_bytes());
+    head.push(b' ');
+    head.extend_from_slice(target.as_bytes());
+    head.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in &parts.headers {
+        if name == http::header::CONTENT_LENGTH || name == http::header::TRANSFER_ENCODING {
+            continue;
         }
+        head.extend_from_slice(name.as_str().as_bytes());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(value.as_bytes());
+        head.extend_from_slice(b"\r\n");
     }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
-            Stream::Unix(s) => Pin::new(s).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
-            Stream::Unix(s) => Pin::new(s).poll_shutdown(cx),
-        }
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            Stream::Unix(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-        }
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        match self {
-            Stream::Tcp(s) => s.is_write_vectored(),
-            Stream::Unix(s) => s.is_write_vectored(),
-        }
-    }
+    // Always a length, also 0: the upstream never has to guess where the body ends.
+    head.extend_from_slice(b"content-length: ");
+    head.extend_from_slice(body_len.to_string().as_bytes());
+    head.extend_from_slice(b"\r\n\r\n");
+    head
 }

@@ -21,12 +21,14 @@ pub fn parse_proxy_header(buf: &[u8]) -> Result<Option<(Option<SocketAddr>, usiz
     }
 }
 
-/// `http1::differential`: hookgate's HTTP/1.1 framing beside hyper 1's server (feature
-/// `differential`): `disagreement(stream, read_sizes)` and `tiling_violation(stream, read_size)`
-/// give `None` when the rule holds and what broke it otherwise.
+/// `http1::differential`: hookgate's HTTP/1.1 framing beside hyper 1's server and client
+/// (feature `differential`): `disagreement(stream, read_sizes)`, `tiling_violation(stream,
+/// read_size)` and `response_disagreement(answer, to_head)` give `None` when the rule holds and
+/// what broke it otherwise.
 #[cfg(feature = "differential")]
 pub use crate::http1::differential::{
-    disagreement as http1_disagreement, tiling_violation as http1_tiling_violation,
+    disagreement as http1_disagreement, response_disagreement as http1_response_disagreement,
+    tiling_violation as http1_tiling_violation,
 };
 
 /// The entry type of an allow list, as hookgate parses each entry of its list files and of

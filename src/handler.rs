@@ -10,12 +10,12 @@ use http::header::{CONTENT_LENGTH, HOST};
 use http::{HeaderValue, Method, Request, Response, Version};
 use http_body::Body as _;
 use http_body_util::{Either, Full};
-use hyper::body::Incoming;
 
 use crate::answer::Ended;
 use crate::body::{read_body, Inbound, Limits};
 use crate::config::Routing;
 use crate::conn::Conn;
+use crate::http1::client::UpstreamBody;
 use crate::http1::framing::Refusal;
 use crate::identity::{self, X_REQUEST_ID};
 use crate::policy::{request, target, Denied};
@@ -25,7 +25,7 @@ use crate::snapshot::Snapshot;
 
 /// What hookgate answers with: the upstream's streamed body or its own small one, carrying the
 /// request's log line until it has been sent.
-pub(crate) type Body = Logged<Either<Incoming, Full<Bytes>>>;
+pub(crate) type Body = Logged<Either<UpstreamBody, Full<Bytes>>>;
 
 pub(crate) async fn handle<B: Inbound>(
     req: Request<B>,

@@ -263,5 +263,139 @@ pub fn tiling_violation(stream: &[u8], read_size: usize) -> Option<String> {
     None
 }
 
+/// What a reader made of an upstream's response: status, header fields (as for requests), body.
+pub type ResponseRead = (u16, Vec<(String, Vec<u8>)>, Vec<u8>);
+
+/// hookgate's client reading of `bytes` as the answer to a request (`to_head`: a HEAD): the
+/// final response, or `Err` with why it was refused or could not be read whole.
+pub fn hookgate_reads_response(bytes: &[u8], to_head: bool) -> Result<ResponseRead, String> {
+    use super::response::{parse_response, Delimit, Parsed};
+    let mut rest = Bytes::copy_from_slice(bytes);
+    let head = loop {
+        let len = super::framing::HeadScan::default()
+            .advance(&rest)
+            .map_err(|r| format!("{r:?}"))?
+            .ok_or("incomplete head")?;
+        let head = rest.split_to(len);
+        match parse_response(&head, to_head)? {
+            Parsed::Interim => continue,
+            Parsed::Final(head) => break head,
+        }
+    };
+    let mut body = Vec::new();
+    let mut state = match head.body {
+        Delimit::Close => {
+            body.extend_from_slice(&rest);
+            None
+        }
+        Delimit::Length(n) => Some(super::framing::BodyState::new(
+            super::framing::Body::Length(n),
+        )),
+        Delimit::Chunked => Some(super::framing::BodyState::new(
+            super::framing::Body::Chunked,
+        )),
+    };
+    if let Some(state) = state.as_mut() {
+        let mut at = 0;
+        while !state.is_done() {
+            if at == rest.len() {
+                return Err("incomplete body".into());
+            }
+            let step = state.take(&rest[at..]).map_err(|r| format!("{r:?}"))?;
+            body.extend_from_slice(&rest[at + step.data.start..at + step.data.end]);
+            at += step.used;
+        }
+    }
+    let mut fields: Vec<(String, Vec<u8>)> = head
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), v.as_bytes().to_vec()))
+        .collect();
+    fields.sort();
+    fields.dedup_by(|a, b| a.0 == "content-length" && a == b);
+    Ok((head.status.as_u16(), fields, body))
+}
+
+/// hyper 1's client reading of `bytes` as the answer to a GET (or HEAD) it sent.
+pub fn hyper_reads_response(bytes: &[u8], to_head: bool) -> Result<ResponseRead, String> {
+    thread_local! {
+        static RUNTIME: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+    }
+    RUNTIME.with(|rt| rt.block_on(hyper_reads_response_async(bytes, to_head)))
+}
+
+async fn hyper_reads_response_async(bytes: &[u8], to_head: bool) -> Result<ResponseRead, String> {
+    let (client, mut server) = tokio::io::duplex(64 * 1024);
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(client))
+            .await
+            .map_err(|e| e.to_string())?;
+    let upstream = async {
+        let mut sink = vec![0; 4096];
+        // The request head, then the canned answer, then the end.
+        let _ = server.read(&mut sink).await;
+        let _ = server.write_all(bytes).await;
+        let _ = server.shutdown().await;
+        while let Ok(n) = server.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    };
+    let exchange = async {
+        let req = http::Request::builder()
+            .method(if to_head { "HEAD" } else { "GET" })
+            .uri("/")
+            .header("host", "upstream")
+            .body(Empty::<Bytes>::new())
+            .expect("a request");
+        let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+        if resp.status().is_informational() {
+            return Err("an informational final answer".to_owned());
+        }
+        let status = resp.status().as_u16();
+        let mut fields: Vec<(String, Vec<u8>)> = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), v.as_bytes().to_vec()))
+            .collect();
+        fields.sort();
+        fields.dedup_by(|a, b| a.0 == "content-length" && a == b);
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok((status, fields, body.to_bytes().to_vec()))
+    };
+    let driven = async {
+        let conn = async {
+            let _ = conn.await;
+        };
+        tokio::join!(exchange, conn).0
+    };
+    let all = async { tokio::join!(driven, upstream).0 };
+    tokio::time::timeout(std::time::Duration::from_secs(10), all)
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "hyper did not finish reading a {}-byte response",
+                bytes.len()
+            )
+        })
+}
+
+/// `None` if every response hookgate's client reads whole, hyper's client reads the same.
+pub fn response_disagreement(bytes: &[u8], to_head: bool) -> Option<String> {
+    let ours = hookgate_reads_response(bytes, to_head).ok()?;
+    match hyper_reads_response(bytes, to_head) {
+        Ok(theirs) if theirs == ours => None,
+        theirs => Some(format!("hookgate read {ours:?}, hyper {theirs:?}")),
+    }
+}
+
 #[cfg(test)]
 mod corpus;

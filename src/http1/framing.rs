@@ -176,7 +176,7 @@ pub(crate) fn parse_head<'h, 'b>(
 }
 
 /// Digits only: no sign, no whitespace, no lists (`5, 5`) that parsers read differently.
-fn content_length(v: &[u8]) -> Result<u64, Refusal> {
+pub(crate) fn content_length(v: &[u8]) -> Result<u64, Refusal> {
     if v.is_empty() || v.len() > MAX_LENGTH_DIGITS || !v.iter().all(u8::is_ascii_digit) {
         return Err(Refusal::Malformed("malformed Content-Length"));
     }
@@ -400,7 +400,7 @@ fn hex(b: u8) -> Option<u64> {
     (b as char).to_digit(16).map(u64::from)
 }
 
-fn is_visible_ascii(v: &[u8]) -> bool {
+pub(crate) fn is_visible_ascii(v: &[u8]) -> bool {
     v.iter().all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
 }
 

@@ -3,8 +3,10 @@
 //! the connection to the handler, [`respond`] writes the answer.
 
 pub(crate) mod body;
+pub(crate) mod client;
 #[cfg(any(test, feature = "differential"))]
 pub mod differential;
 pub(crate) mod framing;
 pub(crate) mod respond;
+pub(crate) mod response;
 pub(crate) mod serve;

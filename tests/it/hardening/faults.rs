@@ -726,14 +726,17 @@ async fn with_256_file_descriptors_400_held_connections_queue_and_admin_reload_a
         "hookgate runs under the limit: {nofile}"
     );
     let capacity = ((NOFILE - 64) / 2) as f64;
+    // Logged at start; the harness no longer waits for a start-up line, so wait for it here.
     let warning = gate
-        .stdout
-        .find_json(|v| {
-            v["msg"]
-                .as_str()
-                .is_some_and(|m| m.contains("file descriptor limit"))
-        })
-        .expect("a warning that max_connections exceeds the fd capacity");
+        .expect_log(
+            "warning that max_connections exceeds the fd capacity",
+            |v| {
+                v["msg"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("file descriptor limit"))
+            },
+        )
+        .await;
     assert_eq!(warning["capacity"].as_f64(), Some(capacity), "{warning}");
 
     // 400 connections that stay open: the first `capacity` complete TLS, the rest wait.

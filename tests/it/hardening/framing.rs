@@ -150,9 +150,12 @@ async fn answers_100_continue_only_when_the_body_is_wanted() {
     };
     // The checks pass: `100 Continue`, then the body, then the answer.
     let mut tls = connect(&gate).await;
-    let interim =
-        client::raw_exchange(&mut tls, head(HEADER_SECRET).as_bytes(), Duration::from_secs(5))
-            .await;
+    let interim = client::raw_exchange(
+        &mut tls,
+        head(HEADER_SECRET).as_bytes(),
+        Duration::from_secs(5),
+    )
+    .await;
     assert!(
         interim.bytes.starts_with(b"HTTP/1.1 100 Continue\r\n\r\n"),
         "{:?}",
