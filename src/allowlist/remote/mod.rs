@@ -172,7 +172,7 @@ fn log_skipped<T>(url: &str, parsed: &ParsedList<T>) {
 }
 
 #[cfg(test)]
-mod test_server;
+mod test_support;
 
 #[cfg(test)]
 mod tests;

@@ -1,9 +1,7 @@
-use std::sync::{Arc, Mutex};
-
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::test_server::{closed_port, pki, serve, serve_silent, source, Reply};
+use super::test_support::{closed_port, silent_listener, source, ListReply, ListServer};
 use super::*;
 
 const REFRESH: Duration = Duration::from_millis(50);
@@ -85,22 +83,17 @@ impl Running {
 
 #[tokio::test]
 async fn applies_and_keeps_the_last_good_list_across_failures() {
-    let pki = pki();
-    let mode = Arc::new(Mutex::new(0));
-    let m = mode.clone();
-    let server = serve(&pki, move |_| match *m.lock().expect("lock") {
-        0 => Reply::ok("aaaa\n"),
-        1 => Reply::status(500),
-        2 => Reply::ok(r#"["zz", "not hex"]"#),
-        _ => Reply::ok(r#"{"data":{"ips":["bbbb","cccc"]}}"#),
-    })
-    .await;
-    let mut run = Running::start(source(server.url("/ips"), &pki), None);
+    let server = ListServer::start(ListReply::text("aaaa\n"));
+    let mut run = Running::start(source(&server.url("/ips")), None);
     assert_eq!(run.next().await, applied(&["aaaa"]));
     assert_eq!(run.next().await, SUCCESS);
 
-    for failing_mode in [1, 2] {
-        *mode.lock().expect("lock") = failing_mode;
+    let failing = [
+        (1, ListReply::status(500)),
+        (2, ListReply::text(r#"["zz", "not hex"]"#)),
+    ];
+    for (failing_mode, reply) in failing {
+        server.set(reply);
         let mut events = run.until(&FAILURE).await;
         events.extend([run.next().await, run.next().await]);
         // A refresh already under way may still see mode 0; nothing else may be applied.
@@ -116,7 +109,7 @@ async fn applies_and_keeps_the_last_good_list_across_failures() {
         );
     }
 
-    *mode.lock().expect("lock") = 3;
+    server.set(ListReply::text(r#"{"data":{"ips":["bbbb","cccc"]}}"#));
     let events = run.until(&applied(&["bbbb", "cccc"])).await;
     assert!(events
         .iter()
@@ -128,43 +121,28 @@ async fn applies_and_keeps_the_last_good_list_across_failures() {
 
 #[tokio::test]
 async fn reports_not_modified_as_success_without_reapplying() {
-    let pki = pki();
-    let server = serve(&pki, |seen| {
-        if seen.headers.contains_key(http::header::IF_NONE_MATCH) {
-            Reply::status(304)
-        } else {
-            Reply::ok("aaaa").header("etag", "\"v1\"")
-        }
-    })
-    .await;
-    let mut run = Running::start(source(server.url("/"), &pki), None);
+    // 304 to the If-None-Match of the one ETag it sends.
+    let server = ListServer::start(ListReply::text("aaaa").with_etag("\"v1\""));
+    let mut run = Running::start(source(&server.url("/")), None);
     assert_eq!(run.next().await, applied(&["aaaa"]));
     for _ in 0..4 {
         assert_eq!(run.next().await, SUCCESS);
     }
-    assert!(server.seen().len() >= 4);
-    assert!(server.seen()[1..]
+    assert!(server.requests().len() >= 4);
+    assert!(server.requests()[1..]
         .iter()
         .all(|s| s.headers.contains_key(http::header::IF_NONE_MATCH)));
 }
 
 #[tokio::test]
 async fn never_lets_a_304_confirm_a_body_that_had_no_entries() {
-    let pki = pki();
-    let server = serve(&pki, |seen| {
-        if seen.headers.contains_key(http::header::IF_NONE_MATCH) {
-            Reply::status(304)
-        } else {
-            Reply::ok("junk only\n").header("etag", "\"bad\"")
-        }
-    })
-    .await;
-    let mut run = Running::start(source(server.url("/"), &pki), None);
+    let server = ListServer::start(ListReply::text("junk only\n").with_etag("\"bad\""));
+    let mut run = Running::start(source(&server.url("/")), None);
     for _ in 0..3 {
         assert_eq!(run.next().await, FAILURE);
     }
     assert!(server
-        .seen()
+        .requests()
         .iter()
         .all(|s| !s.headers.contains_key(http::header::IF_NONE_MATCH)));
 }
@@ -173,14 +151,11 @@ async fn never_lets_a_304_confirm_a_body_that_had_no_entries() {
 /// task itself never re-applies it: a server that is down only reports failures.
 #[tokio::test]
 async fn a_server_that_is_down_reports_failures_and_applies_nothing() {
-    let pki = pki();
     let dir = tempfile::tempdir().expect("tempdir");
     let cache = dir.path().join("thumbprints.cache");
     store_cache(&cache, b"# last good\naaaa\nbbbb\n").expect("seed cache");
-    let url = format!("https://{}/", closed_port().await)
-        .parse()
-        .expect("uri");
-    let mut run = Running::start(source(url, &pki), Some(cache.clone()));
+    let url = format!("https://{}/", closed_port());
+    let mut run = Running::start(source(&url), Some(cache.clone()));
     for _ in 0..3 {
         assert_eq!(run.next().await, FAILURE);
     }
@@ -198,12 +173,11 @@ async fn a_server_that_is_down_reports_failures_and_applies_nothing() {
 
 #[tokio::test]
 async fn prefers_a_fresh_fetch_over_the_cache_and_rewrites_the_cache() {
-    let pki = pki();
     let dir = tempfile::tempdir().expect("tempdir");
     let cache = dir.path().join("ips.cache");
     store_cache(&cache, b"aaaa\n").expect("seed cache");
-    let server = serve(&pki, |_| Reply::ok("[\"cccc\"]")).await;
-    let mut run = Running::start(source(server.url("/"), &pki), Some(cache.clone()));
+    let server = ListServer::start(ListReply::text("[\"cccc\"]"));
+    let mut run = Running::start(source(&server.url("/")), Some(cache.clone()));
     assert_eq!(run.next().await, applied(&["cccc"]));
     assert_eq!(run.next().await, SUCCESS);
     assert_eq!(std::fs::read(&cache).expect("cache"), b"[\"cccc\"]");
@@ -216,11 +190,10 @@ async fn prefers_a_fresh_fetch_over_the_cache_and_rewrites_the_cache() {
 
 #[tokio::test]
 async fn keeps_refreshing_when_the_cache_cannot_be_written() {
-    let pki = pki();
     let dir = tempfile::tempdir().expect("tempdir");
     let cache = dir.path().join("missing-dir").join("ips.cache");
-    let server = serve(&pki, |_| Reply::ok("aaaa")).await;
-    let mut run = Running::start(source(server.url("/"), &pki), Some(cache));
+    let server = ListServer::start(ListReply::text("aaaa"));
+    let mut run = Running::start(source(&server.url("/")), Some(cache));
     assert_eq!(run.next().await, applied(&["aaaa"]));
     assert_eq!(run.next().await, SUCCESS);
     assert_eq!(run.next().await, applied(&["aaaa"]));
@@ -228,10 +201,9 @@ async fn keeps_refreshing_when_the_cache_cannot_be_written() {
 
 #[tokio::test]
 async fn stops_mid_fetch_when_the_shutdown_sender_is_dropped() {
-    let pki = pki();
-    let (addr, _silent) = serve_silent().await;
-    let url = format!("https://{addr}/").parse().expect("uri");
-    let run = Running::start(source(url, &pki), None);
+    let silent = silent_listener();
+    let url = format!("https://{}/", silent.local_addr().expect("addr"));
+    let run = Running::start(source(&url), None);
     tokio::time::sleep(Duration::from_millis(100)).await; // let the fetch start and hang
     drop(run.stop);
     tokio::time::timeout(Duration::from_secs(1), run.task)

@@ -2,15 +2,21 @@
 //! hookgate gets as `url_ca`) on its own thread and runtime, whose reply the test switches at
 //! any time (a body in any shape, an HTTP error, a hang, a certificate hookgate does not trust).
 //! It records every request head, honours `If-None-Match` against the current ETag (304), and
-//! stops — dropping every open connection — when dropped.
+//! stops — dropping every open connection — when dropped. The unit tests of
+//! `src/allowlist/remote/` use it too (`test_support.rs` includes this file), so it names no
+//! hookgate item, only external crates.
 
+use std::collections::{HashMap, VecDeque};
+use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode};
-use http_body_util::Full;
+use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
@@ -26,6 +32,10 @@ pub enum ListReply {
         content_type: &'static str,
         body: String,
         etag: Option<String>,
+        /// Further response headers (not on a 304).
+        headers: Vec<(&'static str, String)>,
+        /// The body in 1 KiB chunks without Content-Length.
+        chunked: bool,
     },
     /// Read the request, then never answer (the fetch must time out).
     Hang,
@@ -39,6 +49,8 @@ impl ListReply {
             content_type: "application/json",
             body: value.to_string(),
             etag: None,
+            headers: Vec::new(),
+            chunked: false,
         }
     }
 
@@ -49,6 +61,8 @@ impl ListReply {
             content_type: "text/plain",
             body: body.to_owned(),
             etag: None,
+            headers: Vec::new(),
+            chunked: false,
         }
     }
 
@@ -59,6 +73,8 @@ impl ListReply {
             content_type: "application/json",
             body: r#"{"error":"internal"}"#.to_owned(),
             etag: None,
+            headers: Vec::new(),
+            chunked: false,
         }
     }
 
@@ -69,12 +85,29 @@ impl ListReply {
         }
         self
     }
+
+    /// Adds a response header (`Location`, `Content-Encoding`, `Last-Modified`, …).
+    pub fn with_header(mut self, name: &'static str, value: &str) -> ListReply {
+        if let ListReply::Body { headers, .. } = &mut self {
+            headers.push((name, value.to_owned()));
+        }
+        self
+    }
+
+    /// Sends the body in 1 KiB chunks without Content-Length.
+    pub fn chunked(mut self) -> ListReply {
+        if let ListReply::Body { chunked, .. } = &mut self {
+            *chunked = true;
+        }
+        self
+    }
 }
 
 /// One request head as the list server received it.
 #[derive(Debug, Clone)]
 pub struct ListRequest {
-    pub path: String,
+    /// The request target: path and query.
+    pub target: String,
     pub headers: HeaderMap,
     /// The status it was answered with (`None`: hung).
     pub answered: Option<u16>,
@@ -133,6 +166,8 @@ fn server_config(cn: &str) -> (String, Arc<rustls::ServerConfig>) {
 
 struct State {
     reply: Mutex<ListReply>,
+    /// Replies for one path each, before `reply`.
+    replies_for: Mutex<HashMap<String, ListReply>>,
     trusted_cert: Mutex<bool>,
     requests: Mutex<Vec<ListRequest>>,
 }
@@ -153,6 +188,7 @@ impl ListServer {
         let addr = listener.local_addr().expect("addr");
         let state = Arc::new(State {
             reply: Mutex::new(reply),
+            replies_for: Mutex::new(HashMap::new()),
             trusted_cert: Mutex::new(true),
             requests: Mutex::new(Vec::new()),
         });
@@ -193,6 +229,13 @@ impl ListServer {
     /// Answers `reply` from the next request on.
     pub fn set(&self, reply: ListReply) {
         *self.state.reply.lock().expect("lock") = reply;
+    }
+
+    /// Answers `reply` to requests for `path` (query aside) from the next request on; other
+    /// paths keep the reply of `start` / `set`.
+    pub fn set_for(&self, path: &str, reply: ListReply) {
+        let mut replies = self.state.replies_for.lock().expect("lock");
+        replies.insert(path.to_owned(), reply);
     }
 
     /// From the next connection on, presents a certificate from a CA hookgate does not trust
@@ -261,12 +304,20 @@ async fn accept_loop(listener: tokio::net::TcpListener, state: Arc<State>) {
 async fn handle(
     req: Request<Incoming>,
     state: Arc<State>,
-) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
-    let reply = state.reply.lock().expect("lock").clone();
-    let (status, content_type, body, etag) = match reply {
+) -> Result<Response<ListBody>, Infallible> {
+    let reply = match state
+        .replies_for
+        .lock()
+        .expect("lock")
+        .get(req.uri().path())
+    {
+        Some(reply) => reply.clone(),
+        None => state.reply.lock().expect("lock").clone(),
+    };
+    let (status, content_type, body, etag, headers, chunked) = match reply {
         ListReply::Hang => {
             state.requests.lock().expect("lock").push(ListRequest {
-                path: req.uri().path().to_owned(),
+                target: req.uri().to_string(),
                 headers: req.headers().clone(),
                 answered: None,
             });
@@ -277,7 +328,9 @@ async fn handle(
             content_type,
             body,
             etag,
-        } => (status, content_type, body, etag),
+            headers,
+            chunked,
+        } => (status, content_type, body, etag, headers, chunked),
     };
     let not_modified = etag.as_deref().is_some_and(|tag| {
         req.headers()
@@ -286,25 +339,74 @@ async fn handle(
     });
     let status = if not_modified { 304 } else { status };
     state.requests.lock().expect("lock").push(ListRequest {
-        path: req.uri().path().to_owned(),
+        target: req.uri().to_string(),
         headers: req.headers().clone(),
         answered: Some(status),
     });
-    let mut resp = Response::new(Full::new(if not_modified {
+    let body = if not_modified {
         Bytes::new()
     } else {
         Bytes::from(body)
-    }));
+    };
+    let mut resp = Response::new(ListBody::new(body, chunked && !not_modified));
     *resp.status_mut() = StatusCode::from_u16(status).expect("status");
     if !not_modified {
         resp.headers_mut().insert(
             http::header::CONTENT_TYPE,
             http::HeaderValue::from_static(content_type),
         );
+        for (name, value) in headers {
+            let value = value.parse().expect("header value");
+            resp.headers_mut().append(name, value);
+        }
     }
     if let Some(tag) = etag {
         resp.headers_mut()
             .insert(http::header::ETAG, tag.parse().expect("etag value"));
     }
     Ok(resp)
+}
+
+/// A response body: its bytes with their exact length (Content-Length), or in 1 KiB chunks of
+/// unknown total length (hyper sends those chunked).
+struct ListBody {
+    chunks: VecDeque<Bytes>,
+    exact: Option<u64>,
+}
+
+impl ListBody {
+    fn new(body: Bytes, chunked: bool) -> ListBody {
+        if chunked {
+            let chunks = body.chunks(1024).map(Bytes::copy_from_slice).collect();
+            return ListBody {
+                chunks,
+                exact: None,
+            };
+        }
+        ListBody {
+            exact: Some(body.len() as u64),
+            chunks: [body].into_iter().filter(|b| !b.is_empty()).collect(),
+        }
+    }
+}
+
+impl Body for ListBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        Poll::Ready(self.chunks.pop_front().map(|c| Ok(Frame::data(c))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.chunks.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.exact
+            .map_or_else(SizeHint::default, SizeHint::with_exact)
+    }
 }

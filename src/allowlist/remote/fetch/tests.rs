@@ -1,4 +1,4 @@
-use super::super::test_server::{closed_port, pki, serve, serve_silent, source, Reply};
+use super::super::test_support::{closed_port, silent_listener, source, ListReply, ListServer};
 use super::*;
 
 fn body(fetched: Fetched) -> String {
@@ -6,6 +6,17 @@ fn body(fetched: Fetched) -> String {
         Fetched::Body(b) => String::from_utf8(b.to_vec()).expect("utf8"),
         Fetched::NotModified => panic!("expected a body, got NotModified"),
     }
+}
+
+/// A source for `url` trusting the list server, with the extra header `x-api-key: k1`.
+fn with_api_key(url: &str) -> RemoteSource {
+    let mut spec = RemoteSpec::new(url.parse().expect("uri"));
+    spec.ca_pem = Some(ListServer::ca_pem().as_bytes().to_vec());
+    spec.headers = vec![(
+        HeaderName::from_static("x-api-key"),
+        HeaderValue::from_static("k1"),
+    )];
+    RemoteSource::new(spec).expect("spec")
 }
 
 #[test]
@@ -45,7 +56,7 @@ fn rejects_a_ca_bundle_without_certificates_and_reserved_headers() {
         Some(RemoteError::Ca { .. })
     ));
     let mut spec = RemoteSpec::new("https://example.com/".parse().expect("uri"));
-    spec.ca_pem = Some(pki().ca_pem);
+    spec.ca_pem = Some(ListServer::ca_pem().as_bytes().to_vec());
     spec.headers = vec![(header::HOST, HeaderValue::from_static("evil"))];
     assert!(matches!(
         RemoteSource::new(spec).err(),
@@ -107,18 +118,11 @@ fn resolves_every_form_of_location() {
 
 #[tokio::test]
 async fn fetches_a_body_with_the_expected_request_headers() {
-    let pki = pki();
-    let server = serve(&pki, |_| Reply::ok(r#"["ab12"]"#)).await;
-    let mut spec = RemoteSpec::new(server.url("/v2/security/client-certificates?x=1"));
-    spec.ca_pem = Some(pki.ca_pem.clone());
-    spec.headers = vec![(
-        HeaderName::from_static("x-api-key"),
-        HeaderValue::from_static("k1"),
-    )];
-    let mut src = RemoteSource::new(spec).expect("spec");
+    let server = ListServer::start(ListReply::text(r#"["ab12"]"#));
+    let mut src = with_api_key(&server.url("/v2/security/client-certificates?x=1"));
     assert_eq!(body(src.fetch().await.expect("fetch")), r#"["ab12"]"#);
-    let seen = &server.seen()[0];
-    assert_eq!(seen.uri, "/v2/security/client-certificates?x=1");
+    let seen = &server.requests()[0];
+    assert_eq!(seen.target, "/v2/security/client-certificates?x=1");
     let h = &seen.headers;
     assert_eq!(h[header::HOST], server.addr.to_string().as_str());
     assert_eq!(h[header::USER_AGENT], USER_AGENT);
@@ -130,28 +134,19 @@ async fn fetches_a_body_with_the_expected_request_headers() {
 
 #[tokio::test]
 async fn sends_validators_of_an_accepted_body_and_maps_304_to_not_modified() {
-    let pki = pki();
-    let server = serve(&pki, |seen| {
-        if seen
-            .headers
-            .get(header::IF_NONE_MATCH)
-            .is_some_and(|v| v == "\"v1\"")
-        {
-            Reply::status(304)
-        } else {
-            Reply::ok("ab12\n")
-                .header("etag", "\"v1\"")
-                .header("last-modified", "Wed, 21 Oct 2015 07:28:00 GMT")
-        }
-    })
-    .await;
-    let mut src = source(server.url("/ips"), &pki);
+    // 304 to an If-None-Match of "v1", else the body with its validators.
+    let server = ListServer::start(
+        ListReply::text("ab12\n")
+            .with_etag("\"v1\"")
+            .with_header("last-modified", "Wed, 21 Oct 2015 07:28:00 GMT"),
+    );
+    let mut src = source(&server.url("/ips"));
     assert_eq!(body(src.fetch().await.expect("first")), "ab12\n");
     // Not accepted yet: the next fetch must be unconditional.
     assert_eq!(body(src.fetch().await.expect("second")), "ab12\n");
     src.accept_last_body();
     assert_eq!(src.fetch().await.expect("third"), Fetched::NotModified);
-    let seen = server.seen();
+    let seen = server.requests();
     assert!(!seen[1].headers.contains_key(header::IF_NONE_MATCH));
     assert_eq!(seen[2].headers[header::IF_NONE_MATCH], "\"v1\"");
     assert_eq!(
@@ -162,12 +157,8 @@ async fn sends_validators_of_an_accepted_body_and_maps_304_to_not_modified() {
 
 #[tokio::test]
 async fn treats_an_unsolicited_304_as_an_error() {
-    let pki = pki();
-    let server = serve(&pki, |_| Reply::status(304)).await;
-    let err = source(server.url("/"), &pki)
-        .fetch()
-        .await
-        .expect_err("304");
+    let server = ListServer::start(ListReply::status(304));
+    let err = source(&server.url("/")).fetch().await.expect_err("304");
     assert!(
         matches!(
             err,
@@ -182,42 +173,37 @@ async fn treats_an_unsolicited_304_as_an_error() {
 
 #[tokio::test]
 async fn follows_redirects_and_keeps_secret_headers_on_the_origin() {
-    let pki = pki();
-    let other = serve(&pki, |_| Reply::ok("cd34")).await;
-    let elsewhere = other.url("/final").to_string();
-    let server = serve(&pki, move |seen| match seen.uri.path() {
-        "/old" => Reply::status(301).header("location", "/mid"),
-        "/mid" => Reply::status(307).header("location", &elsewhere),
-        _ => Reply::status(404),
-    })
-    .await;
-    let mut spec = RemoteSpec::new(server.url("/old"));
-    spec.ca_pem = Some(pki.ca_pem.clone());
-    spec.headers = vec![(
-        HeaderName::from_static("x-api-key"),
-        HeaderValue::from_static("k1"),
-    )];
-    let mut src = RemoteSource::new(spec).expect("spec");
+    let other = ListServer::start(ListReply::text("cd34"));
+    let server = ListServer::start(ListReply::status(404));
+    server.set_for(
+        "/old",
+        ListReply::status(301).with_header("location", "/mid"),
+    );
+    let elsewhere = other.url("/final");
+    server.set_for(
+        "/mid",
+        ListReply::status(307).with_header("location", &elsewhere),
+    );
+    let mut src = with_api_key(&server.url("/old"));
     assert_eq!(body(src.fetch().await.expect("fetch")), "cd34");
-    assert!(server.seen().iter().all(|s| s.headers["x-api-key"] == "k1"));
-    assert_eq!(other.seen().len(), 1);
+    assert!(server
+        .requests()
+        .iter()
+        .all(|s| s.headers["x-api-key"] == "k1"));
+    assert_eq!(other.requests().len(), 1);
     assert!(
-        !other.seen()[0].headers.contains_key("x-api-key"),
+        !other.requests()[0].headers.contains_key("x-api-key"),
         "secret sent cross-origin"
     );
 }
 
 #[tokio::test]
 async fn gives_up_after_three_redirects() {
-    let pki = pki();
-    let server = serve(&pki, |_| Reply::status(302).header("location", "/again")).await;
-    let err = source(server.url("/"), &pki)
-        .fetch()
-        .await
-        .expect_err("loop");
+    let server = ListServer::start(ListReply::status(302).with_header("location", "/again"));
+    let err = source(&server.url("/")).fetch().await.expect_err("loop");
     assert!(matches!(err, FetchError::TooManyRedirects { .. }), "{err}");
     assert_eq!(
-        server.seen().len(),
+        server.requests().len(),
         4,
         "the original request plus three redirects"
     );
@@ -225,26 +211,16 @@ async fn gives_up_after_three_redirects() {
 
 #[tokio::test]
 async fn refuses_a_redirect_to_plain_http() {
-    let pki = pki();
-    let server = serve(&pki, |_| {
-        Reply::status(302).header("location", "http://127.0.0.1:1/")
-    })
-    .await;
-    let err = source(server.url("/"), &pki)
-        .fetch()
-        .await
-        .expect_err("http");
+    let server =
+        ListServer::start(ListReply::status(302).with_header("location", "http://127.0.0.1:1/"));
+    let err = source(&server.url("/")).fetch().await.expect_err("http");
     assert!(matches!(err, FetchError::BadRedirect { .. }), "{err}");
 }
 
 #[tokio::test]
 async fn reports_a_server_error_status() {
-    let pki = pki();
-    let server = serve(&pki, |_| Reply::status(500).body("boom")).await;
-    let err = source(server.url("/ips"), &pki)
-        .fetch()
-        .await
-        .expect_err("500");
+    let server = ListServer::start(ListReply::status(500));
+    let err = source(&server.url("/ips")).fetch().await.expect_err("500");
     assert!(matches!(
         err,
         FetchError::Status {
@@ -260,60 +236,43 @@ async fn reports_a_server_error_status() {
 
 #[tokio::test]
 async fn rejects_oversize_bodies_declared_or_streamed() {
-    let pki = pki();
     let big = "a".repeat(5000);
-    let big2 = big.clone();
-    let server = serve(&pki, move |seen| match seen.uri.path() {
-        "/sized" => Reply::ok(&big2),
-        "/exact" => Reply::ok(&big2[..4096]).chunked(),
-        _ => Reply::ok(&big2).chunked(),
-    })
-    .await;
-    for path in ["/sized", "/chunked"] {
-        let mut spec = RemoteSpec::new(server.url(path));
-        spec.ca_pem = Some(pki.ca_pem.clone());
+    let server = ListServer::start(ListReply::text(&big).chunked());
+    server.set_for("/sized", ListReply::text(&big));
+    server.set_for("/exact", ListReply::text(&big[..4096]).chunked());
+    let limited = |path: &str| {
+        let mut spec = RemoteSpec::new(server.url(path).parse().expect("uri"));
+        spec.ca_pem = Some(ListServer::ca_pem().as_bytes().to_vec());
         spec.max_bytes = 4096;
-        let err = RemoteSource::new(spec)
-            .expect("spec")
-            .fetch()
-            .await
-            .expect_err(path);
+        RemoteSource::new(spec).expect("spec")
+    };
+    for path in ["/sized", "/chunked"] {
+        let err = limited(path).fetch().await.expect_err(path);
         assert!(
             matches!(err, FetchError::TooLarge { limit: 4096, .. }),
             "{path}: {err}"
         );
     }
-    let mut spec = RemoteSpec::new(server.url("/exact"));
-    spec.ca_pem = Some(pki.ca_pem.clone());
-    spec.max_bytes = 4096;
-    let got = RemoteSource::new(spec)
-        .expect("spec")
-        .fetch()
-        .await
-        .expect("at the limit");
+    let got = limited("/exact").fetch().await.expect("at the limit");
     assert_eq!(body(got).len(), 4096);
     assert_eq!(big.len(), 5000);
 }
 
 #[tokio::test]
 async fn rejects_an_encoded_body() {
-    let pki = pki();
-    let server = serve(&pki, |_| Reply::ok("x").header("content-encoding", "gzip")).await;
-    let err = source(server.url("/"), &pki)
-        .fetch()
-        .await
-        .expect_err("gzip");
+    let server = ListServer::start(ListReply::text("x").with_header("content-encoding", "gzip"));
+    let err = source(&server.url("/")).fetch().await.expect_err("gzip");
     assert!(matches!(err, FetchError::Encoding { .. }), "{err}");
 }
 
 #[tokio::test]
 async fn times_out_on_a_silent_peer_and_on_a_hung_response() {
-    let pki = pki();
-    let (addr, _silent) = serve_silent().await;
-    let hung = serve(&pki, |_| Reply::Hang).await;
-    for url in [format!("https://{addr}/"), hung.url("/").to_string()] {
+    let silent = silent_listener();
+    let addr = silent.local_addr().expect("addr");
+    let hung = ListServer::start(ListReply::Hang);
+    for url in [format!("https://{addr}/"), hung.url("/")] {
         let mut spec = RemoteSpec::new(url.parse().expect("uri"));
-        spec.ca_pem = Some(pki.ca_pem.clone());
+        spec.ca_pem = Some(ListServer::ca_pem().as_bytes().to_vec());
         spec.timeout = Duration::from_millis(300);
         let started = std::time::Instant::now();
         let err = RemoteSource::new(spec)
@@ -328,22 +287,20 @@ async fn times_out_on_a_silent_peer_and_on_a_hung_response() {
 
 #[tokio::test]
 async fn fails_the_handshake_against_an_untrusted_ca() {
-    let (pki, stranger) = (pki(), pki());
-    let server = serve(&pki, |_| Reply::ok("ab12")).await;
-    let err = source(server.url("/"), &stranger)
+    let server = ListServer::start(ListReply::text("ab12"));
+    server.use_trusted_cert(false); // a certificate from a CA the source does not trust
+    let err = source(&server.url("/"))
         .fetch()
         .await
         .expect_err("wrong CA");
     assert!(matches!(err, FetchError::Tls { .. }), "{err}");
-    assert!(server.seen().is_empty());
+    assert!(server.requests().is_empty());
 }
 
 #[tokio::test]
 async fn reports_a_refused_connection() {
-    let pki = pki();
-    let addr = closed_port().await;
-    let url = format!("https://{addr}/").parse().expect("uri");
-    let err = source(url, &pki).fetch().await.expect_err("refused");
+    let url = format!("https://{}/", closed_port());
+    let err = source(&url).fetch().await.expect_err("refused");
     assert!(matches!(err, FetchError::Connect { .. }), "{err}");
 }
 
