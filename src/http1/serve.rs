@@ -71,8 +71,8 @@ pub(crate) async fn serve<S>(
         let (body, mut reader) = body::body(framing.body, expects_continue);
         let mut close = !framing.keep_alive || *stop.borrow() != Stop::Serve;
 
-        let handling = crate::handler::handle(request.map(|()| body), conn.clone());
-        tokio::pin!(handling);
+        // Boxed: the connection's task, alive while the connection idles, is not sized for it.
+        let mut handling = Box::pin(crate::handler::handle(request.map(|()| body), conn.clone()));
         let mut fed = reader.is_done();
         let mut feed_failed = false;
         let response = {
