@@ -9,7 +9,8 @@
 //!    HTTP/1.1 [`http1`] decides where each request begins and ends, on the raw bytes.
 //! 3. [`handler`] applies the request checks of [`policy`] in SPEC order, reads the body under
 //!    `max_body`, and hands it to [`identity`] (strip, then set and sign via [`signature`]).
-//! 4. [`forward`] sends it to the upstream over a pooled connection; failures become 502/504.
+//! 4. [`forward`] sends it to the upstream over a pooled connection ([`http1`]'s client, driven
+//!    in the request's task, reads the answer as strictly as a request); failures become 502/504.
 //! 5. One access-log line ([`logging`]) and the [`metrics`], from one outcome value.
 //!
 //! On a store route (SPEC §9) step 4 is [`store`] instead (202 once durable), and [`deliver`]
