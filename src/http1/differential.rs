@@ -91,13 +91,18 @@ fn head_of(head: &[u8]) -> Message {
 
 /// The requests hyper 1's server dispatched from `stream` and whose bodies it read whole.
 pub fn hyper_reads(stream: &[u8]) -> Vec<Message> {
+    block_on(hyper_reads_async(stream))
+}
+
+/// Runs `f` on this thread's runtime (one per fuzzing or test thread, made once).
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
     thread_local! {
         static RUNTIME: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("a runtime");
     }
-    RUNTIME.with(|rt| rt.block_on(hyper_reads_async(stream)))
+    RUNTIME.with(|rt| rt.block_on(f))
 }
 
 async fn hyper_reads_async(stream: &[u8]) -> Vec<Message> {
@@ -318,13 +323,7 @@ pub fn hookgate_reads_response(bytes: &[u8], to_head: bool) -> Result<ResponseRe
 
 /// hyper 1's client reading of `bytes` as the answer to a GET (or HEAD) it sent.
 pub fn hyper_reads_response(bytes: &[u8], to_head: bool) -> Result<ResponseRead, String> {
-    thread_local! {
-        static RUNTIME: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a runtime");
-    }
-    RUNTIME.with(|rt| rt.block_on(hyper_reads_response_async(bytes, to_head)))
+    block_on(hyper_reads_response_async(bytes, to_head))
 }
 
 async fn hyper_reads_response_async(bytes: &[u8], to_head: bool) -> Result<ResponseRead, String> {
