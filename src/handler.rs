@@ -1,13 +1,15 @@
-//! One request: the checks of SPEC §3 in order, the body read under `max_body`, identity headers
-//! and signature, the upstream call, then one access-log line and the metrics from one outcome.
+//! One request: the checks of SPEC §3 in order, the body read under `max_body`, identity headers,
+//! then stored or signed and forwarded ([`store_or_forward`]), then one access-log line and the
+//! metrics from one outcome.
+
+mod store_or_forward;
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, HOST};
-use http::{HeaderValue, Method, Request, Response, Version};
+use http::{HeaderValue, Method, Request, Response};
 use http_body::Body as _;
 use http_body_util::{Either, Full};
 
@@ -17,11 +19,12 @@ use crate::config::Routing;
 use crate::conn::Conn;
 use crate::http1::client::UpstreamBody;
 use crate::http1::framing::Refusal;
-use crate::identity::{self, X_REQUEST_ID};
+use crate::identity::X_REQUEST_ID;
 use crate::policy::{request, target, Denied};
 use crate::request_log::{Logged, RequestLog};
 use crate::routes::Route;
 use crate::snapshot::Snapshot;
+use store_or_forward::{forward_request, store_request};
 
 /// What hookgate answers with: the upstream's streamed body or its own small one, carrying the
 /// request's log line until it has been sent.
@@ -147,61 +150,16 @@ async fn process<B: Inbound>(
     }
     conn.identity.apply(headers, request_id, read.digest);
     headers.insert(CONTENT_LENGTH, HeaderValue::from(read.chunks.len()));
-    if route.store {
-        // SPEC §9.1: the request as the upstream will receive it, but the signature, which
-        // each delivery attempt makes anew; answered only once it is durable.
-        let Some(store) = &conn.gate.store else {
-            return Err(Ended::StoreFailed(
-                "no store is open: [store] came with a reload and waits for a restart".into(),
-            ));
-        };
-        let target = upstream.target_for(&parts.uri);
-        let now = crate::store::now_ms();
-        let body = read.chunks.into_bytes();
-        let dedup = route.dedup_key(path, &body).map(|key| {
-            let window = route
-                .dedup
-                .as_ref()
-                .map_or(0, |(_, w)| w.as_millis() as i64);
-            (key, now + window)
-        });
-        let stored = crate::store::Stored {
-            request_id: request_id.to_str().unwrap_or_default().to_owned(),
-            route: route.name().to_owned(),
-            method: parts.method.as_str().to_owned(),
-            target,
-            headers: parts
-                .headers
-                .iter()
-                .map(|(k, v)| (k.as_str().to_owned(), Bytes::copy_from_slice(v.as_bytes())))
-                .collect(),
-            body,
-            received_at: now,
-            dedup,
-        };
-        let put = store.put(stored).await;
-        drop(read.room);
-        return match put {
-            Ok(crate::store::Put::Stored) => Ok(Ended::Stored),
-            Ok(crate::store::Put::Duplicate { of }) => Ok(Ended::Duplicate(of)),
-            Err(e) => Err(Ended::StoreFailed(e.to_string())),
-        };
-    }
-    let target = upstream.target_for(&parts.uri);
-    if let Some(signer) = &snap.signer {
-        let created = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        identity::sign(signer, parts.method.as_str(), &target, headers, created);
-    }
-    parts.uri = upstream.uri_for_target(&target).map_err(Ended::Upstream)?;
-    parts.version = Version::HTTP_11;
 
-    let sent = Instant::now();
-    let result = upstream.send(Request::from_parts(parts, read.chunks)).await;
-    log.upstream_time(sent.elapsed());
+    let ended = if route.store {
+        let store = conn.gate.store.as_deref();
+        store_request(store, route, &parts, read.chunks, request_id).await
+    } else {
+        forward_request(snap.signer.as_ref(), upstream, parts, read.chunks, log).await
+    };
+    // The body's room in the budget is given back once it was stored or sent.
     drop(read.room);
-    result.map(Ended::Relayed).map_err(Ended::Upstream)
+    ended
 }
 
 /// Every check that needs only the request head, in SPEC order, and the request's route (which
