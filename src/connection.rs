@@ -1,6 +1,8 @@
 //! One client connection after accept: PROXY header (if configured), source-IP check, TLS
 //! handshake under `handshake_timeout`, then HTTP/1.1 or HTTP/2 until idle, closed or drained.
 
+mod http1;
+
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
@@ -119,11 +121,11 @@ pub(crate) async fn serve(
         )
         .await;
     } else {
-        let timeouts = crate::http1::serve::Timeouts {
+        let timeouts = http1::Timeouts {
             header: listen.header_timeout,
             idle: listen.idle_timeout,
         };
-        crate::http1::serve::serve(tls, conn, timeouts, stop).await;
+        http1::serve(tls, conn, timeouts, stop).await;
     }
 }
 

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, Uri};
 
 use crate::config::{self, HostMode, UpstreamTarget};
-use crate::http1::client::{Failure, Pool, UpstreamBody};
+use crate::http1::client::{Failure, Pool, Target, UpstreamBody};
 
 /// A request body as it arrived, chunk by chunk: forwarded without copying it into one buffer
 /// (the client writes the head and the chunks with one `writev`).
@@ -113,7 +113,16 @@ impl Upstream {
             UpstreamTarget::Unix(_) => ("http://localhost".to_owned(), "localhost".to_owned()),
         };
         Upstream {
-            pool: Pool::new(cfg.target.clone(), cfg.connect_timeout),
+            pool: Pool::new(
+                match &cfg.target {
+                    UpstreamTarget::Tcp { host, port } => Target::Tcp {
+                        host: host.clone(),
+                        port: *port,
+                    },
+                    UpstreamTarget::Unix(path) => Target::Unix(path.clone()),
+                },
+                cfg.connect_timeout,
+            ),
             origin,
             base: cfg.base.clone(),
             host: (cfg.host == HostMode::Upstream).then(|| {

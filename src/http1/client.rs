@@ -20,7 +20,6 @@ use tokio::time::Instant;
 
 use super::framing::{self, BodyState, HeadScan};
 use super::response::{parse_response, Delimit, Parsed};
-use crate::config::UpstreamTarget;
 
 /// Pooled connections idle longer than this are closed by us first, before common app servers
 /// (Node's 5 s keep-alive, for one) close them under a request in flight.
@@ -35,9 +34,16 @@ pub(crate) enum Failure {
     Unrelayable(&'static str),
 }
 
+/// Where the upstream listens.
+#[derive(Debug, Clone)]
+pub(crate) enum Target {
+    Tcp { host: String, port: u16 },
+    Unix(std::path::PathBuf),
+}
+
 /// The connections to one upstream.
 pub(crate) struct Pool {
-    target: UpstreamTarget,
+    target: Target,
     connect_timeout: Duration,
     idle: Mutex<Idle>,
     /// A connection came back: a request waiting for a descriptor may take it instead.
@@ -65,7 +71,7 @@ enum Stream {
 }
 
 impl Pool {
-    pub(crate) fn new(target: UpstreamTarget, connect_timeout: Duration) -> Arc<Pool> {
+    pub(crate) fn new(target: Target, connect_timeout: Duration) -> Arc<Pool> {
         Arc::new(Pool {
             target,
             connect_timeout,
@@ -150,12 +156,12 @@ impl Pool {
         };
         let connect = async {
             match &self.target {
-                UpstreamTarget::Tcp { host, port } => {
+                Target::Tcp { host, port } => {
                     let s = TcpStream::connect((host.as_str(), *port)).await?;
                     s.set_nodelay(true)?;
                     Ok(Stream::Tcp(s))
                 }
-                UpstreamTarget::Unix(path) => UnixStream::connect(path).await.map(Stream::Unix),
+                Target::Unix(path) => UnixStream::connect(path).await.map(Stream::Unix),
             }
         };
         let stream = tokio::time::timeout(self.connect_timeout, connect)

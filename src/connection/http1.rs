@@ -1,4 +1,5 @@
-//! hookgate's own HTTP/1.1 connection, after the TLS handshake: read a head (framing decides
+//! hookgate's own HTTP/1.1 connection, after the TLS handshake (the protocol pieces are in
+//! `http1`; this is where they meet the handler): read a head (framing decides
 //! where it ends), hand the request to the handler while its body is read off the connection,
 //! write the answer, and go on with the next request or close. Every refusal is answered in
 //! hookgate's format (SPEC §11), then the connection closes.
@@ -6,8 +7,8 @@
 //! The timeouts of SPEC §2: `header_timeout` from the end of the handshake, or of the previous
 //! response, to a complete head; `idle_timeout` with nothing in flight. A drain closes an idle
 //! connection at once and a busy one after its response; the cut at the end of the grace, or a
-//! client no longer admitted after a reload or a list refresh, ends it as `connection::drive`
-//! does for HTTP/2.
+//! client no longer admitted after a reload or a list refresh, ends it as `drive` does for
+//! HTTP/2.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,10 +20,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::body::{self, BodyError, BodyReader};
-use super::framing::{self, HeadScan, Refusal, MAX_HEADERS};
-use super::respond::write_response;
 use crate::conn::{Conn, Stop};
+use crate::http1::body::{self, BodyError, BodyReader};
+use crate::http1::framing::{self, HeadScan, Refusal, MAX_HEADERS};
+use crate::http1::respond::write_response;
 
 /// The unread rest of a body, after an early answer, is read and discarded this long at most.
 const LINGER: Duration = Duration::from_secs(5);
