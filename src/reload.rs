@@ -15,16 +15,22 @@ use crate::{fsio, Gate};
 /// How often watched files are looked at (SPEC: a change is picked up within 10 s).
 const WATCH_INTERVAL: Duration = Duration::from_secs(2);
 
-/// Spawns the SIGHUP handler and the file watcher.
-pub(crate) fn spawn(gate: Arc<Gate>, config_path: PathBuf, mut shutdown: watch::Receiver<bool>) {
+/// Installs the SIGHUP handler and takes the watcher's first look, then spawns both. Awaited
+/// before the gate reports ready: a SIGHUP or a file change from then on is not missed (an
+/// early SIGHUP would otherwise end the process, a change before the first look go unseen).
+pub(crate) async fn spawn(
+    gate: Arc<Gate>,
+    config_path: PathBuf,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::error!("cannot install the SIGHUP handler");
+        return;
+    };
+    let mut watcher = Watcher::new(config_path.clone());
+    let mut seen = watcher.look(&gate).await;
     tokio::spawn(async move {
-        use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut hup) = signal(SignalKind::hangup()) else {
-            tracing::error!("cannot install the SIGHUP handler");
-            return;
-        };
-        let mut watcher = Watcher::new(config_path.clone());
-        let mut seen = watcher.look(&gate).await;
         let mut tick = tokio::time::interval(WATCH_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

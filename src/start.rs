@@ -169,11 +169,13 @@ pub(crate) async fn start(
     let gate = Arc::new(Gate::new(snapshot, admission, metrics, store));
     crate::refresh::sync(&gate);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    // Signals and the watcher first: once /healthz and /readyz answer, neither a signal nor a
+    // file change can be missed.
+    reload::spawn(gate.clone(), config_path, shutdown_rx.clone()).await;
+    spawn_signal_handler(gate.clone(), shutdown_tx);
     if let Some(l) = admin_listener {
         tokio::spawn(admin::serve(l, gate.clone()));
     }
-    reload::spawn(gate.clone(), config_path, shutdown_rx.clone());
-    spawn_signal_handler(gate.clone(), shutdown_tx);
     tracing::info!(address = %address, admin = admin_address, version = crate::VERSION, "listening");
     let deliver = gate.store.clone().map(|store| {
         tokio::spawn(crate::deliver::run(
@@ -212,14 +214,14 @@ async fn open_store(
 
 fn spawn_signal_handler(gate: Arc<Gate>, shutdown: watch::Sender<bool>) {
     use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install SIGTERM/SIGINT handlers");
+        return;
+    };
     tokio::spawn(async move {
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
-            tracing::error!("cannot install SIGTERM/SIGINT handlers");
-            return;
-        };
         let name = tokio::select! {
             _ = term.recv() => "SIGTERM",
             _ = int.recv() => "SIGINT",
