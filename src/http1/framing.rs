@@ -126,57 +126,83 @@ pub(crate) fn parse_head<'h, 'b>(
         return Err(Refusal::Malformed("malformed request target"));
     }
     let http11 = req.version == Some(1);
-    // The first Content-Length, as sent: a repeat must be byte for byte the same (`2` and
-    // `02` are one number, but not one field value).
-    let mut length: Option<(u64, &[u8])> = None;
-    let mut transfer_encodings = 0;
-    let mut chunked = false;
-    let (mut close, mut keep_alive_token) = (false, false);
+    let mut fields = FramingFields::default();
     for h in req.headers.iter() {
-        let name = h.name.as_bytes();
-        if name.eq_ignore_ascii_case(b"content-length") {
-            let n = content_length(h.value)?;
-            if length.is_some_and(|(_, first)| first != h.value) {
-                return Err(Refusal::Malformed("conflicting Content-Length values"));
-            }
-            length = Some((n, h.value));
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            if !http11 {
-                return Err(Refusal::Malformed(
-                    "Transfer-Encoding in an HTTP/1.0 request",
-                ));
-            }
-            transfer_encodings += 1;
-            chunked = h.value.eq_ignore_ascii_case(b"chunked");
-        } else if name.eq_ignore_ascii_case(b"connection") && is_visible_ascii(h.value) {
-            // hyper reads Connection only when it is visible ASCII; so does this.
-            for option in h.value.split(|&b| b == b',') {
-                let option = option.trim_ascii();
-                close |= option.eq_ignore_ascii_case(b"close");
-                keep_alive_token |= option.eq_ignore_ascii_case(b"keep-alive");
-            }
-        }
+        fields
+            .see(h.name.as_bytes(), h.value, http11)
+            .map_err(Refusal::Malformed)?;
     }
-    let body = match (transfer_encodings, length) {
-        (0, n) => Body::Length(n.map_or(0, |(n, _)| n)),
-        (_, Some(_)) => {
-            return Err(Refusal::Malformed(
-                "Content-Length together with Transfer-Encoding",
-            ))
-        }
-        (1, None) if chunked => Body::Chunked,
-        _ => {
-            return Err(Refusal::Malformed(
-                "Transfer-Encoding other than chunked alone",
-            ))
-        }
-    };
-    let keep_alive = !close && (http11 || keep_alive_token);
+    let body = fields
+        .body()
+        .map_err(Refusal::Malformed)?
+        .unwrap_or(Body::Length(0));
+    let keep_alive = fields.keep_alive(http11);
     Ok((req, Framing { body, keep_alive }))
 }
 
+/// The fields that decide where a message ends and whether another follows, read by one set of
+/// rules for requests and for upstream responses (`http1::response`).
+#[derive(Debug, Default)]
+pub(crate) struct FramingFields<'b> {
+    /// The first Content-Length, as sent: a repeat must be byte for byte the same (`2` and
+    /// `02` are one number, but not one field value).
+    length: Option<(u64, &'b [u8])>,
+    codings: u32,
+    chunked: bool,
+    close: bool,
+    keep_alive_token: bool,
+}
+
+impl<'b> FramingFields<'b> {
+    /// Reads one header field; `Err` names what makes the framing ambiguous.
+    pub(crate) fn see(
+        &mut self,
+        name: &[u8],
+        value: &'b [u8],
+        http11: bool,
+    ) -> Result<(), &'static str> {
+        if name.eq_ignore_ascii_case(b"content-length") {
+            let n = content_length(value).map_err(|_| "malformed Content-Length")?;
+            if self.length.is_some_and(|(_, first)| first != value) {
+                return Err("conflicting Content-Length values");
+            }
+            self.length = Some((n, value));
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            if !http11 {
+                return Err("Transfer-Encoding in HTTP/1.0");
+            }
+            self.codings += 1;
+            self.chunked = value.eq_ignore_ascii_case(b"chunked");
+        } else if name.eq_ignore_ascii_case(b"connection") && is_visible_ascii(value) {
+            // hyper reads Connection only when it is visible ASCII; so does this.
+            for option in value.split(|&b| b == b',') {
+                let option = option.trim_ascii();
+                self.close |= option.eq_ignore_ascii_case(b"close");
+                self.keep_alive_token |= option.eq_ignore_ascii_case(b"keep-alive");
+            }
+        }
+        Ok(())
+    }
+
+    /// How the body is delimited by the fields; `None` when neither length field was sent.
+    pub(crate) fn body(&self) -> Result<Option<Body>, &'static str> {
+        match (self.codings, self.length) {
+            (0, n) => Ok(n.map(|(n, _)| Body::Length(n))),
+            (_, Some(_)) => Err("Content-Length together with Transfer-Encoding"),
+            // `gzip, chunked` would reach the other side still compressed, without its coding.
+            (1, None) if self.chunked => Ok(Some(Body::Chunked)),
+            _ => Err("Transfer-Encoding other than chunked alone"),
+        }
+    }
+
+    /// Whether another message may follow: HTTP/1.1 unless `close`, HTTP/1.0 with `keep-alive`.
+    pub(crate) fn keep_alive(&self, http11: bool) -> bool {
+        !self.close && (http11 || self.keep_alive_token)
+    }
+}
+
 /// Digits only: no sign, no whitespace, no lists (`5, 5`) that parsers read differently.
-pub(crate) fn content_length(v: &[u8]) -> Result<u64, Refusal> {
+fn content_length(v: &[u8]) -> Result<u64, Refusal> {
     if v.is_empty() || v.len() > MAX_LENGTH_DIGITS || !v.iter().all(u8::is_ascii_digit) {
         return Err(Refusal::Malformed("malformed Content-Length"));
     }
@@ -400,7 +426,7 @@ fn hex(b: u8) -> Option<u64> {
     (b as char).to_digit(16).map(u64::from)
 }
 
-pub(crate) fn is_visible_ascii(v: &[u8]) -> bool {
+fn is_visible_ascii(v: &[u8]) -> bool {
     v.iter().all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
 }
 

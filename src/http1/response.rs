@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Version};
 
-use super::framing::{content_length, is_visible_ascii, MAX_HEADERS};
+use super::framing::{Body, FramingFields, MAX_HEADERS};
 
 /// How a response body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,42 +55,19 @@ pub(crate) fn parse_response(head: &Bytes, to_head: bool) -> Result<Parsed, &'st
     }
     let http11 = resp.version == Some(1);
     let mut headers = HeaderMap::with_capacity(resp.headers.len());
-    let mut length: Option<(u64, &[u8])> = None;
-    let (mut codings, mut chunked) = (0, false);
-    let (mut close, mut keep_alive_token) = (false, false);
+    let mut fields = FramingFields::default();
     for field in resp.headers.iter() {
+        fields.see(field.name.as_bytes(), field.value, http11)?;
         let name =
             HeaderName::from_bytes(field.name.as_bytes()).map_err(|_| "malformed header name")?;
         let value = HeaderValue::from_maybe_shared(head.slice_ref(field.value))
             .map_err(|_| "malformed header value")?;
-        if name == http::header::CONTENT_LENGTH {
-            let n = content_length(field.value).map_err(|_| "malformed Content-Length")?;
-            if length.is_some_and(|(_, first)| first != field.value) {
-                return Err("conflicting Content-Length values");
-            }
-            length = Some((n, field.value));
-        } else if name == http::header::TRANSFER_ENCODING {
-            if !http11 {
-                return Err("Transfer-Encoding in an HTTP/1.0 response");
-            }
-            codings += 1;
-            chunked = field.value.eq_ignore_ascii_case(b"chunked");
-        } else if name == http::header::CONNECTION && is_visible_ascii(field.value) {
-            for option in field.value.split(|&b| b == b',') {
-                let option = option.trim_ascii();
-                close |= option.eq_ignore_ascii_case(b"close");
-                keep_alive_token |= option.eq_ignore_ascii_case(b"keep-alive");
-            }
-        }
         headers.append(name, value);
     }
-    let framed = match (codings, length) {
-        (0, Some((n, _))) => Delimit::Length(n),
-        (0, None) => Delimit::Close,
-        (_, Some(_)) => return Err("Content-Length together with Transfer-Encoding"),
-        // A coding other than chunked would reach the client without its Transfer-Encoding.
-        (1, None) if chunked => Delimit::Chunked,
-        _ => return Err("Transfer-Encoding other than chunked alone"),
+    let framed = match fields.body()? {
+        Some(Body::Length(n)) => Delimit::Length(n),
+        Some(Body::Chunked) => Delimit::Chunked,
+        None => Delimit::Close,
     };
     // RFC 9112 §6.3: these have no body, whatever their fields say.
     let body = if to_head || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED
@@ -99,7 +76,7 @@ pub(crate) fn parse_response(head: &Bytes, to_head: bool) -> Result<Parsed, &'st
     } else {
         framed
     };
-    let keep_alive = body != Delimit::Close && !close && (http11 || keep_alive_token);
+    let keep_alive = body != Delimit::Close && fields.keep_alive(http11);
     Ok(Parsed::Final(ResponseHead {
         status,
         version: if http11 {
@@ -183,7 +160,7 @@ mod tests {
             ),
             (
                 "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
-                "Transfer-Encoding in an HTTP/1.0 response",
+                "Transfer-Encoding in HTTP/1.0",
             ),
             ("HTTP/1.1 2000 OK\r\n\r\n", "malformed response head"),
             (

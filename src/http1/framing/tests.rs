@@ -166,7 +166,7 @@ fn refuses_ambiguous_lengths_and_codings() {
     }
     assert_eq!(
         malformed(b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
-        "Transfer-Encoding in an HTTP/1.0 request"
+        "Transfer-Encoding in HTTP/1.0"
     );
     // Repeated equal lengths are one length (RFC 9110 §8.6); `Chunked` in any case is chunked.
     let ok = b"POST / HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nokPOST / HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n0\r\n\r\n";
