@@ -2,6 +2,7 @@
 //! pooled HTTP/1.1 client (`http1::client`) under `upstream.timeout`, and the mapping of
 //! failures to 502 / 504.
 
+use std::io::Write as _;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -170,11 +171,11 @@ impl Upstream {
         req: Request<BodyChunks>,
         limit: Duration,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
-        let (parts, body) = req.into_parts();
+        let (parts, mut body) = req.into_parts();
         let head = request_head(&parts, body.len());
-        let chunks: Vec<Bytes> = body.chunks.into_iter().collect();
+        let chunks = body.chunks.make_contiguous();
         let to_head = parts.method == Method::HEAD;
-        match tokio::time::timeout(limit, self.pool.exchange(&head, &chunks, to_head)).await {
+        match tokio::time::timeout(limit, self.pool.exchange(&head, chunks, to_head)).await {
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(Failure::Io { error, .. })) => {
                 Err(UpstreamError::Unavailable(error.to_string()))
@@ -204,8 +205,6 @@ fn request_head(parts: &http::request::Parts, body_len: u64) -> Vec<u8> {
         head.extend_from_slice(b"\r\n");
     }
     // Always a length, also 0: the upstream never has to guess where the body ends.
-    head.extend_from_slice(b"content-length: ");
-    head.extend_from_slice(body_len.to_string().as_bytes());
-    head.extend_from_slice(b"\r\n\r\n");
+    let _ = write!(head, "content-length: {body_len}\r\n\r\n");
     head
 }

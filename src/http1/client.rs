@@ -25,6 +25,9 @@ use super::response::{parse_response, Delimit, Parsed};
 /// (Node's 5 s keep-alive, for one) close them under a request in flight.
 pub(crate) const POOL_IDLE: Duration = Duration::from_secs(4);
 
+/// Pooled connections idle this long are probed for a close before use.
+const PROBE_AFTER: Duration = Duration::from_millis(500);
+
 /// How one exchange failed.
 #[derive(Debug)]
 pub(crate) enum Failure {
@@ -184,7 +187,11 @@ impl Pool {
     fn pooled(&self) -> Option<Box<Connection>> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         while let Some((conn, since)) = idle.conns.pop() {
-            if since.elapsed() < POOL_IDLE && conn.is_quiet() {
+            let idle = since.elapsed();
+            // A connection that just came back is used as is (a failure before any byte of an
+            // answer is retried on a new one); one idle a while is probed first, without a
+            // system call per request under load.
+            if idle < POOL_IDLE && (idle < PROBE_AFTER || conn.is_quiet()) {
                 return Some(conn);
             }
         }
@@ -246,10 +253,7 @@ impl Connection {
             error,
             answered: false,
         };
-        let mut parts = Vec::with_capacity(1 + body.len());
-        parts.push(head);
-        parts.extend(body.iter().map(|b| &b[..]));
-        write_all_vectored(&mut self.stream, &parts)
+        write_all_vectored(&mut self.stream, head, body)
             .await
             .map_err(io)?;
         loop {
@@ -293,19 +297,22 @@ impl Connection {
     }
 }
 
-/// Writes every part, in as few `writev` calls as the socket allows.
-async fn write_all_vectored(stream: &mut Stream, parts: &[&[u8]]) -> io::Result<()> {
+/// Writes the head, then the body chunks, in as few `writev` calls as the socket allows
+/// (usually one).
+async fn write_all_vectored(stream: &mut Stream, head: &[u8], body: &[Bytes]) -> io::Result<()> {
+    let part = |i: usize| if i == 0 { head } else { &body[i - 1][..] };
+    let parts = 1 + body.len();
     let (mut index, mut offset) = (0, 0);
-    while index < parts.len() {
-        let slices: Vec<IoSlice<'_>> = std::iter::once(IoSlice::new(&parts[index][offset..]))
-            .chain(parts[index + 1..].iter().map(|p| IoSlice::new(p)))
+    while index < parts {
+        let slices: Vec<IoSlice<'_>> = std::iter::once(IoSlice::new(&part(index)[offset..]))
+            .chain((index + 1..parts).map(|i| IoSlice::new(part(i))))
             .collect();
         let mut n = stream.write_vectored(&slices).await?;
         if n == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
-        while index < parts.len() && n >= parts[index].len() - offset {
-            n -= parts[index].len() - offset;
+        while index < parts && n >= part(index).len() - offset {
+            n -= part(index).len() - offset;
             index += 1;
             offset = 0;
         }

@@ -5,7 +5,7 @@
 
 use std::cell::RefCell;
 use std::future::Future;
-use std::io;
+use std::io::{self, Write as _};
 use std::task::Poll;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -66,15 +66,10 @@ where
         }
         header(&mut out, name.as_str(), value.as_bytes());
     }
-    match (length, head_only) {
-        (Some(n), _) => header(&mut out, "content-length", n.to_string().as_bytes()),
-        // A HEAD answer says how long the body would have been.
-        (None, true) if !no_body => {
-            if let Some(n) = declared {
-                header(&mut out, "content-length", n.to_string().as_bytes());
-            }
-        }
-        _ => {}
+    // A HEAD answer says how long the body would have been.
+    let shown = length.or(declared.filter(|_| head_only && !no_body));
+    if let Some(n) = shown {
+        let _ = write!(out, "content-length: {n}\r\n");
     }
     if chunked && !head_only {
         header(&mut out, "transfer-encoding", b"chunked");
@@ -134,7 +129,7 @@ where
             ));
         }
         if chunked {
-            out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+            let _ = write!(out, "{:x}\r\n", data.len());
         }
         if data.len() <= COALESCE {
             out.extend_from_slice(&data);
