@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::framing::{self, BodyState, Refusal};
 
 /// Why a body could not be read whole.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) enum BodyError {
     /// Its chunked framing was refused (the connection's verdicts say why).
     Refused(Refusal),
@@ -106,12 +106,8 @@ impl BodyReader {
             let chunk = match self.next_chunk(io, buf).await {
                 Ok(chunk) => chunk,
                 Err(e) => {
-                    let kind = match &e {
-                        BodyError::Refused(r) => BodyError::Refused(*r),
-                        BodyError::Closed => BodyError::Closed,
-                    };
                     if let Some(tx) = self.tx.take() {
-                        let _ = tx.send(Err(kind)).await;
+                        let _ = tx.send(Err(e)).await;
                     }
                     return Err(e);
                 }
