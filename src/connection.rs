@@ -17,7 +17,7 @@ use tokio::sync::watch;
 
 use crate::conn::{Conn, Stop};
 use crate::identity::ClientIdentity;
-use crate::metrics::ConnectionResult;
+use crate::metrics::{ConnectionResult, OpenConnectionGuard};
 use crate::policy::outcome::Reason;
 use crate::proxy_protocol;
 use crate::read_ahead::ReadAhead;
@@ -30,33 +30,57 @@ use crate::Gate;
 
 /// The connection task; `stop` says when the process drains, then when it cuts.
 pub(crate) async fn serve(
-    mut stream: TcpStream,
+    stream: TcpStream,
     peer: SocketAddr,
     gate: Arc<Gate>,
     snapshot: Arc<Snapshot>,
     stop: watch::Receiver<Stop>,
 ) {
+    // The task lives as long as the connection, mostly idle: it holds only the boxed future
+    // that serves it. What the handshake needed is freed once it is done.
+    let Some((serving, _open)) = Box::pin(accept(stream, peer, &gate, &snapshot, stop)).await
+    else {
+        return;
+    };
+    serving.await;
+}
+
+type Tls = tokio_rustls::server::TlsStream<ReadAhead<TcpStream>>;
+
+/// A verified connection's HTTP/1.1 or HTTP/2 service.
+type Serving = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// The PROXY header (if configured), the source-IP check on its address, and the TLS
+/// handshake under `handshake_timeout`; then the service of the verified connection, and its
+/// place in the open-connections gauge.
+async fn accept(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    gate: &Arc<Gate>,
+    snapshot: &Snapshot,
+    stop: watch::Receiver<Stop>,
+) -> Option<(Serving, OpenConnectionGuard)> {
     let listen = &snapshot.config.listen;
     let metrics = &gate.metrics;
     let mut client_ip = peer.ip();
     // One bound for the PROXY header and the TLS handshake together (SPEC §2).
     let handshake_deadline = tokio::time::Instant::now() + listen.handshake_timeout;
     if listen.proxy_protocol {
-        match read_proxy(&mut stream, peer, &snapshot, handshake_deadline).await {
+        match read_proxy(&mut stream, peer, snapshot, handshake_deadline).await {
             Ok(ip) => client_ip = ip,
             Err(detail) => {
                 metrics.connection(ConnectionResult::ProxyProtocolError);
                 tracing::warn!(client_ip = %peer.ip(), reason = "proxy_protocol_error", detail, "connection refused");
-                return;
+                return None;
             }
         }
         if !gate.admission().admits_source(client_ip) {
-            deny_ip(&gate, client_ip);
-            return;
+            deny_ip(gate, client_ip);
+            return None;
         }
     }
     metrics.connection(ConnectionResult::Accepted);
-    let _open = metrics.open_connection();
+    let open = metrics.open_connection();
 
     let handshake = tokio::time::timeout_at(
         handshake_deadline,
@@ -75,58 +99,52 @@ pub(crate) async fn serve(
             metrics.handshake(result);
             log_refused_handshake(client_ip, result, &e, refused_leaf.as_deref());
             if result == HandshakeResult::ThumbprintDenied {
-                crate::refresh::on_unknown(&gate, crate::metrics::ListKind::Thumbprints);
+                crate::refresh::on_unknown(gate, crate::metrics::ListKind::Thumbprints);
             }
-            return;
+            return None;
         }
         Err(_) => {
             metrics.handshake(HandshakeResult::Timeout);
             tracing::warn!(client_ip = %client_ip, reason = "timeout", "handshake timed out");
-            return;
+            return None;
         }
     };
     metrics.handshake(HandshakeResult::Ok);
-    let Some(leaf) = tls.get_ref().1.peer_certificates().and_then(|c| c.first()) else {
-        // Unreachable: the verifier makes a certificate mandatory. Fail closed anyway.
-        return;
-    };
+    // Unreachable without a certificate: the verifier makes one mandatory. Fail closed anyway.
+    let leaf = tls.get_ref().1.peer_certificates()?.first()?;
     let with_sha1 = gate.admission().wants_sha1();
     let identity = ClientIdentity::new(client_ip, leaf, with_sha1);
-    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
     let conn = Arc::new(Conn::new(gate.clone(), identity));
     // ALPN decides the protocol (RFC 9113 §3.2: h2 over TLS is negotiated, never guessed).
-    if h2 {
-        let service = {
-            let conn = conn.clone();
-            hyper::service::service_fn(move |req| {
-                let conn = conn.clone();
-                // Boxed: hyper keeps a slot sized for this future in every connection.
-                Box::pin(crate::handler::handle::<Incoming>(req, conn))
-            })
-        };
-        let http = http2::Builder::new(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            // Each stream may buffer up to max_body: keep the per-connection total modest.
-            .max_concurrent_streams(16)
-            .max_header_list_size(64 * 1024)
-            .serve_connection(TokioIo::new(tls), service);
-        // Boxed so the far more common HTTP/1.1 connection task is not sized for HTTP/2.
-        let mut http = Box::pin(http);
-        drive(
-            http.as_mut(),
-            |c| c.graceful_shutdown(),
-            &conn,
-            stop,
-            listen.idle_timeout,
-        )
-        .await;
+    let serving: Serving = if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+        Box::pin(serve_h2(tls, conn, stop, listen.idle_timeout))
     } else {
         let timeouts = http1::Timeouts {
             header: listen.header_timeout,
             idle: listen.idle_timeout,
         };
-        http1::serve(tls, conn, timeouts, stop).await;
-    }
+        Box::pin(http1::serve(tls, conn, timeouts, stop))
+    };
+    Some((serving, open))
+}
+
+async fn serve_h2(tls: Tls, conn: Arc<Conn>, stop: watch::Receiver<Stop>, idle: Duration) {
+    let service = {
+        let conn = conn.clone();
+        hyper::service::service_fn(move |req| {
+            let conn = conn.clone();
+            // Boxed: hyper keeps a slot sized for this future in every connection.
+            Box::pin(crate::handler::handle::<Incoming>(req, conn))
+        })
+    };
+    let http = http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        // Each stream may buffer up to max_body: keep the per-connection total modest.
+        .max_concurrent_streams(16)
+        .max_header_list_size(64 * 1024)
+        .serve_connection(TokioIo::new(tls), service);
+    tokio::pin!(http);
+    drive(http.as_mut(), |c| c.graceful_shutdown(), &conn, stop, idle).await;
 }
 
 /// Serves until the connection ends; closes it gracefully when the process drains or when no

@@ -3,6 +3,7 @@
 //! identity). The per-connection part is computed once, at the end of the handshake.
 
 use std::net::IpAddr;
+use std::sync::Mutex;
 
 use base64::Engine;
 use http::header::{HeaderName, HeaderValue};
@@ -186,18 +187,15 @@ impl ClientIdentity {
             IpAddr::V4(v4) => format!("for={v4};proto=https"),
             IpAddr::V6(v6) => format!("for=\"[{v6}]\";proto=https"),
         };
-        let cert = format!(
-            ":{}:",
-            base64::engine::general_purpose::STANDARD.encode(leaf_der)
-        );
+        let (client_cert, cert_sha256) = cert_values(leaf_der, &leaf_sha256);
         ClientIdentity {
             client_ip: ip,
             leaf_sha256,
             leaf_sha1: with_sha1.then(|| crate::digest::sha1(leaf_der)),
             forwarded_for: value(ip.to_string()),
             forwarded: value(forwarded),
-            client_cert: value(cert),
-            cert_sha256: value(hex(&leaf_sha256)),
+            client_cert,
+            cert_sha256,
         }
     }
 
@@ -260,6 +258,30 @@ pub(crate) fn sign(
     );
     headers.insert(SIGNATURE_INPUT, input);
     headers.insert(SIGNATURE, signature);
+}
+
+/// The `Client-Cert` and `X-Client-Cert-SHA256` values of the certificates seen last, shared by
+/// their connections: a sender opens many connections with one certificate, and the
+/// `Client-Cert` value alone is ~0.9 KiB that each idle connection would otherwise hold. Keyed
+/// by the SHA-256 of the DER, so an entry found is of the same certificate; emptied when full.
+static RECENT_CERTS: Mutex<Vec<([u8; 32], HeaderValue, HeaderValue)>> = Mutex::new(Vec::new());
+const RECENT_CERTS_MAX: usize = 64;
+
+fn cert_values(leaf_der: &[u8], leaf_sha256: &[u8; 32]) -> (HeaderValue, HeaderValue) {
+    let mut recent = RECENT_CERTS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, cert, sha256)) = recent.iter().find(|(key, ..)| key == leaf_sha256) {
+        return (cert.clone(), sha256.clone());
+    }
+    let cert = format!(
+        ":{}:",
+        base64::engine::general_purpose::STANDARD.encode(leaf_der)
+    );
+    let values = (value(cert), value(hex(leaf_sha256)));
+    if recent.len() == RECENT_CERTS_MAX {
+        recent.clear();
+    }
+    recent.push((*leaf_sha256, values.0.clone(), values.1.clone()));
+    values
 }
 
 fn value(s: String) -> HeaderValue {
@@ -345,5 +367,31 @@ mod tests {
         assert_eq!(v6.forwarded, "for=\"[2001:db8::1]\";proto=https");
         assert_eq!(v6.client_cert, ":ZGVy:");
         assert_eq!(v6.cert_sha256.len(), 64);
+    }
+
+    #[test]
+    fn connections_with_one_certificate_share_its_header_values() {
+        let ip = "203.0.113.7".parse().expect("ip");
+        let (a, b) = (
+            ClientIdentity::new(ip, b"one certificate", false),
+            ClientIdentity::new(ip, b"one certificate", false),
+        );
+        assert_eq!(
+            a.client_cert.as_bytes().as_ptr(),
+            b.client_cert.as_bytes().as_ptr()
+        );
+        assert_eq!(
+            a.cert_sha256.as_bytes().as_ptr(),
+            b.cert_sha256.as_bytes().as_ptr()
+        );
+        // Another certificate gets its own values, also once the table was emptied when full.
+        for i in 0..=RECENT_CERTS_MAX {
+            let der = format!("certificate {i}");
+            let other = ClientIdentity::new(ip, der.as_bytes(), false);
+            let expected = base64::engine::general_purpose::STANDARD.encode(der.as_bytes());
+            assert_eq!(other.client_cert, format!(":{expected}:").as_str());
+            assert_eq!(other.cert_sha256, hex(&sha256(der.as_bytes())).as_str());
+        }
+        assert_eq!(a.client_cert, ":b25lIGNlcnRpZmljYXRl:");
     }
 }

@@ -10,13 +10,17 @@
 //! client no longer admitted after a reload or a list refresh, ends it as `drive` does for
 //! HTTP/2.
 
+use std::future::Future;
+use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http::header::{CONNECTION, EXPECT};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, Version};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{
+    AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt,
+};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -34,106 +38,153 @@ pub(crate) struct Timeouts {
 }
 
 /// Serves the connection until it closes.
-pub(crate) async fn serve<S>(
+///
+/// Not an `async fn`: its arguments would be stored twice in the future (rust-lang/rust#62958),
+/// and the TLS stream is the biggest part of what an idle connection holds.
+#[allow(clippy::manual_async_fn)]
+pub(crate) fn serve<S>(
     mut io: S,
     conn: Arc<Conn>,
     timeouts: Timeouts,
     mut stop: watch::Receiver<Stop>,
-) where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
+) -> impl Future<Output = ()> + Send
+where
+    S: AsyncBufRead + AsyncWrite + Unpin + Send,
 {
-    let mut buf = BytesMut::new();
-    let mut admission = conn.gate.watch_admission();
-    let mut first = true;
-    loop {
-        let len = match next_head(
-            &mut io,
-            &mut buf,
-            &conn,
-            &timeouts,
-            &mut stop,
-            &mut admission,
-            first,
-        )
-        .await
-        {
-            Next::Head(len) => len,
-            Next::Close => return,
-            Next::Refused(refusal) => return refuse(&mut io, &conn, &buf, refusal).await,
-        };
-        first = false;
-        let head = buf.split_to(len).freeze();
-        let (request, framing, expects_continue) = match request_of(&head) {
-            Ok(parts) => parts,
-            Err(refusal) => return refuse(&mut io, &conn, &head, refusal).await,
-        };
-        let head_only = request.method() == Method::HEAD;
-        let version = request.version();
-        let (body, mut reader) = body::body(framing.body, expects_continue);
-        let mut close = !framing.keep_alive || *stop.borrow() != Stop::Serve;
+    async move {
+        let mut buf = BytesMut::new();
+        let mut admission = conn.gate.watch_admission();
+        let mut first = true;
+        loop {
+            let next = next_head(
+                &mut io,
+                &mut buf,
+                &conn,
+                &timeouts,
+                &mut stop,
+                &mut admission,
+                first,
+            )
+            .await;
+            first = false;
+            // Boxed: the connection's task, alive while the connection idles, is not sized for
+            // what one request needs.
+            let exchange = Box::pin(exchange(
+                next,
+                &mut io,
+                &mut buf,
+                &conn,
+                &mut stop,
+                &mut admission,
+            ));
+            if exchange.await == After::Close {
+                return;
+            }
+            if buf.is_empty() {
+                // Idle until the next request: hold no read buffer.
+                buf = BytesMut::new();
+            }
+        }
+    }
+}
 
-        // Boxed: the connection's task, alive while the connection idles, is not sized for it.
-        let mut handling = Box::pin(crate::handler::handle(request.map(|()| body), conn.clone()));
-        let mut fed = reader.is_done();
-        let mut feed_failed = false;
-        let response = {
-            let feeding = feed(&mut reader, &mut io, &mut buf);
-            tokio::pin!(feeding);
-            loop {
-                tokio::select! {
-                    response = &mut handling => break response,
-                    result = &mut feeding, if !fed => {
-                        fed = true;
-                        feed_failed = result.is_err();
-                    }
-                    changed = stop.changed() => match now(changed, &stop) {
-                        Stop::Cut => return,
-                        Stop::Drain => close = true,
-                        Stop::Serve => {}
-                    },
-                    _ = admission.changed() => {
-                        if !conn.is_still_admitted() {
-                            no_longer_admitted(&conn);
-                            close = true;
-                        }
+#[derive(PartialEq)]
+enum After {
+    KeepAlive,
+    Close,
+}
+
+/// One request, from its head at the start of `buf` to the end of its answer (and of its
+/// unread body); a refusal or a closing connection ends the connection.
+async fn exchange<S>(
+    next: Next,
+    io: &mut S,
+    buf: &mut BytesMut,
+    conn: &Arc<Conn>,
+    stop: &mut watch::Receiver<Stop>,
+    admission: &mut watch::Receiver<u64>,
+) -> After
+where
+    S: AsyncBufRead + AsyncWrite + Unpin + Send,
+{
+    let len = match next {
+        Next::Head(len) => len,
+        Next::Close => return After::Close,
+        Next::Refused(refusal) => {
+            refuse(io, conn, buf, refusal).await;
+            return After::Close;
+        }
+    };
+    let head = buf.split_to(len).freeze();
+    let (request, framing, expects_continue) = match request_of(&head) {
+        Ok(parts) => parts,
+        Err(refusal) => {
+            refuse(io, conn, &head, refusal).await;
+            return After::Close;
+        }
+    };
+    let head_only = request.method() == Method::HEAD;
+    let version = request.version();
+    let (body, mut reader) = body::body(framing.body, expects_continue);
+    let mut close = !framing.keep_alive || *stop.borrow() != Stop::Serve;
+
+    let mut handling = std::pin::pin!(crate::handler::handle(request.map(|()| body), conn.clone()));
+    let mut fed = reader.is_done();
+    let mut feed_failed = false;
+    let response = {
+        let feeding = feed(&mut reader, io, buf);
+        tokio::pin!(feeding);
+        loop {
+            tokio::select! {
+                response = &mut handling => break response,
+                result = &mut feeding, if !fed => {
+                    fed = true;
+                    feed_failed = result.is_err();
+                }
+                changed = stop.changed() => match now(changed, stop) {
+                    Stop::Cut => return After::Close,
+                    Stop::Drain => close = true,
+                    Stop::Serve => {}
+                },
+                _ = admission.changed() => {
+                    if !conn.is_still_admitted() {
+                        no_longer_admitted(conn);
+                        close = true;
                     }
                 }
             }
+        }
+    };
+    let Ok(response) = response;
+    close |= feed_failed
+        || response
+            .headers()
+            .get_all(CONNECTION)
+            .iter()
+            .any(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
+    // Answered before the whole body was read: the rest is read and discarded after the
+    // answer (a lingering close, or on to the next request), unless the client waits for a
+    // `100 Continue` that was never sent or the body itself was refused.
+    let unread = !reader.is_done();
+    let linger = unread && !reader.expects_continue && !feed_failed;
+    close |= unread && !linger;
+    let written = tokio::select! {
+        written = write_response(io, response, version, head_only, close) => written,
+        _ = cut(stop) => return After::Close,
+    };
+    close |= !matches!(written, Ok(true));
+    if linger && written.is_ok() {
+        let discarded = tokio::select! {
+            d = tokio::time::timeout(LINGER, reader.discard(io, buf)) => d,
+            _ = cut(stop) => return After::Close,
         };
-        let Ok(response) = response;
-        close |= feed_failed
-            || response
-                .headers()
-                .get_all(CONNECTION)
-                .iter()
-                .any(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
-        // Answered before the whole body was read: the rest is read and discarded after the
-        // answer (a lingering close, or on to the next request), unless the client waits for a
-        // `100 Continue` that was never sent or the body itself was refused.
-        let unread = !reader.is_done();
-        let linger = unread && !reader.expects_continue && !feed_failed;
-        close |= unread && !linger;
-        let written = tokio::select! {
-            written = write_response(&mut io, response, version, head_only, close) => written,
-            _ = cut(&mut stop) => return,
-        };
-        close |= !matches!(written, Ok(true));
-        if linger && written.is_ok() {
-            let discarded = tokio::select! {
-                d = tokio::time::timeout(LINGER, reader.discard(&mut io, &mut buf)) => d,
-                _ = cut(&mut stop) => return,
-            };
-            close |= !matches!(discarded, Ok(Ok(())));
-        }
-        if close {
-            let _ = io.shutdown().await;
-            return;
-        }
-        if buf.is_empty() {
-            // Idle until the next request: hold no read buffer.
-            buf = BytesMut::new();
-        }
+        close |= !matches!(discarded, Ok(Ok(())));
     }
+    if close {
+        let _ = io.shutdown().await;
+        return After::Close;
+    }
+    After::KeepAlive
 }
 
 enum Next {
@@ -144,7 +195,7 @@ enum Next {
 }
 
 /// Waits for the next complete head under `header_timeout` and `idle_timeout`.
-async fn next_head<S: AsyncRead + Unpin>(
+async fn next_head<S: AsyncBufRead + Unpin>(
     io: &mut S,
     buf: &mut BytesMut,
     conn: &Conn,
@@ -164,12 +215,9 @@ async fn next_head<S: AsyncRead + Unpin>(
                 Err(refusal) => return Next::Refused(refusal),
             }
         }
-        if buf.capacity() - buf.len() < 1024 {
-            buf.reserve(8 * 1024);
-        }
         let idle = buf.is_empty();
         tokio::select! {
-            read = io.read_buf(buf) => match read {
+            read = read_more(io, buf) => match read {
                 Ok(n) if n > 0 => {}
                 // The client closed (mid-head or between requests) or the connection failed.
                 _ => return Next::Close,
@@ -196,6 +244,26 @@ async fn next_head<S: AsyncRead + Unpin>(
             }
         }
     }
+}
+
+/// Reads what has arrived into `buf`. An empty `buf` (an idle connection) gets its memory
+/// only once bytes are there: until then they wait in the TLS layer's buffer, not in ours.
+async fn read_more<S: AsyncBufRead + Unpin>(io: &mut S, buf: &mut BytesMut) -> io::Result<usize> {
+    if buf.is_empty() {
+        let arrived = io.fill_buf().await?;
+        let n = arrived.len();
+        if n == 0 {
+            return Ok(0);
+        }
+        buf.reserve(n.max(8 * 1024));
+        buf.extend_from_slice(arrived);
+        io.consume(n);
+        return Ok(n);
+    }
+    if buf.capacity() - buf.len() < 1024 {
+        buf.reserve(8 * 1024);
+    }
+    io.read_buf(buf).await
 }
 
 /// Answers `100 Continue` when the handler first asks for the body, then reads it.
