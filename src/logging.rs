@@ -191,11 +191,13 @@ impl<W: fmt::Write> Fields<'_, W> {
             return false;
         }
         let prefix = if RESERVED.contains(&name) {
-            "field."
+            ",\"field."
         } else {
-            ""
+            ",\""
         };
-        self.result = write!(self.out, ",\"{prefix}")
+        self.result = self
+            .out
+            .write_str(prefix)
             .and_then(|()| Escape(&mut *self.out).write_str(name))
             .and_then(|()| self.out.write_str("\":"));
         self.result.is_ok()
@@ -207,6 +209,18 @@ impl<W: fmt::Write> Fields<'_, W> {
                 .out
                 .write_char('"')
                 .and_then(|()| Escape(&mut *self.out).write_fmt(value))
+                .and_then(|()| self.out.write_char('"'));
+        }
+    }
+
+    /// A `&str` straight through the escaper, without the formatting machinery (every access
+    /// log line has seven).
+    fn str(&mut self, field: &Field, value: &str) {
+        if self.key(field) {
+            self.result = self
+                .out
+                .write_char('"')
+                .and_then(|()| Escape(&mut *self.out).write_str(value))
                 .and_then(|()| self.out.write_char('"'));
         }
     }
@@ -249,7 +263,7 @@ impl<W: fmt::Write> Visit for Fields<'_, W> {
         if field.name() == "log.target" {
             self.log_target = Some(value.to_owned());
         }
-        self.string(field, format_args!("{value}"));
+        self.str(field, value);
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
         // The whole chain, like anyhow's `{:#}`: the outermost message alone rarely says why.
