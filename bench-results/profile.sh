@@ -5,7 +5,8 @@
 #
 #   bench-results/profile.sh BIN A|B|C [SECONDS]   hookgate µs CPU/request, one worker on cpu0
 #   bench-results/profile.sh BIN hold               RSS per idle mTLS connection (1,000 held)
-#   PERF=1 ...   also `perf record -g` the proxy (report: perf report -i /tmp/hgprofile/perf.data)
+#   PERF=1 ...   also `perf record` the proxy with call graphs (PERF_CG=dwarf for exact stacks;
+#                the default fp is cheaper; report: perf report -i /tmp/hgprofile/perf.data)
 #   STRACE=1 ... also `strace -c` it (summary in /tmp/hgprofile/strace.txt)
 # Alternate two binaries a few times: this VM's speed drifts by tens of percent.
 set -euo pipefail
@@ -41,7 +42,7 @@ case $W in
 esac
 probes=()
 if [[ ${PERF:-0} == 1 ]]; then
-  { sleep 1.5; perf record -F 4000 -g -p $HG -o "$O/perf.data" -- sleep 3 >/dev/null 2>&1; } & probes+=($!)
+  { sleep 1.5; perf record -F 4000 --call-graph "${PERF_CG:-fp}" -p $HG -o "$O/perf.data" -- sleep 3 >/dev/null 2>&1; } & probes+=($!)
 fi
 if [[ ${STRACE:-0} == 1 ]]; then
   { sleep 1.5; timeout 3 strace -c -f -p $HG -o "$O/strace.txt" >/dev/null 2>&1; } & probes+=($!)
