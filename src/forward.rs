@@ -148,7 +148,8 @@ impl Upstream {
         let mut s = String::with_capacity(self.origin.len() + target.len());
         s.push_str(&self.origin);
         s.push_str(target);
-        s.parse().map_err(|e| {
+        // From the String itself: `parse` would copy it once more.
+        Uri::try_from(s).map_err(|e| {
             UpstreamError::Unavailable(format!("cannot form the upstream URI for {target:?}: {e}"))
         })
     }

@@ -294,7 +294,8 @@ fn request_of(head: &Bytes) -> Result<(Request<()>, framing::Framing, bool), Ref
     let target = parsed.path.unwrap_or_default().as_bytes();
     let uri = Uri::from_maybe_shared(head.slice_ref(target))
         .map_err(|_| Refusal::Malformed("malformed request target"))?;
-    let mut headers = HeaderMap::with_capacity(parsed.headers.len());
+    // Room for what the handler sets (identity, digest, signature): no regrowth per request.
+    let mut headers = HeaderMap::with_capacity(parsed.headers.len() + 12);
     let mut expects_continue = false;
     for field in parsed.headers.iter() {
         let name = HeaderName::from_bytes(field.name.as_bytes())

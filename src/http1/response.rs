@@ -54,7 +54,8 @@ pub(crate) fn parse_response(head: &Bytes, to_head: bool) -> Result<Parsed, &'st
         _ => {}
     }
     let http11 = resp.version == Some(1);
-    let mut headers = HeaderMap::with_capacity(resp.headers.len());
+    // Room for `X-Request-Id`, which the handler adds: no regrowth per response.
+    let mut headers = HeaderMap::with_capacity(resp.headers.len() + 2);
     let mut fields = FramingFields::default();
     for field in resp.headers.iter() {
         fields.see(field.name.as_bytes(), field.value, http11)?;
