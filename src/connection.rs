@@ -36,10 +36,12 @@ pub(crate) async fn serve(
     snapshot: Arc<Snapshot>,
     stop: watch::Receiver<Stop>,
 ) {
-    // The task lives as long as the connection, mostly idle: it holds only the boxed future
-    // that serves it. What the handshake needed is freed once it is done.
-    let Some((serving, _open)) = Box::pin(accept(stream, peer, &gate, &snapshot, stop)).await
-    else {
+    // The task lives as long as the connection, mostly idle: it keeps the boxed future that
+    // serves it and the gauge's guard. What the handshake needed is freed once it is done, and
+    // the snapshot it ran under too (each request takes the one in force).
+    let accepted = Box::pin(accept(stream, peer, &gate, &snapshot, stop)).await;
+    drop((gate, snapshot));
+    let Some((serving, _open)) = accepted else {
         return;
     };
     serving.await;
@@ -128,7 +130,13 @@ async fn accept(
     Some((serving, open))
 }
 
-async fn serve_h2(tls: Tls, conn: Arc<Conn>, stop: watch::Receiver<Stop>, idle: Duration) {
+/// Not an `async fn`, for the reason `http1::serve` is not: the TLS stream is stored once.
+fn serve_h2(
+    tls: Tls,
+    conn: Arc<Conn>,
+    stop: watch::Receiver<Stop>,
+    idle: Duration,
+) -> impl Future<Output = ()> + Send {
     let service = {
         let conn = conn.clone();
         hyper::service::service_fn(move |req| {
@@ -137,14 +145,22 @@ async fn serve_h2(tls: Tls, conn: Arc<Conn>, stop: watch::Receiver<Stop>, idle: 
             Box::pin(crate::handler::handle::<Incoming>(req, conn))
         })
     };
-    let http = http2::Builder::new(TokioExecutor::new())
+    let mut http = http2::Builder::new(TokioExecutor::new())
         .timer(TokioTimer::new())
         // Each stream may buffer up to max_body: keep the per-connection total modest.
         .max_concurrent_streams(16)
         .max_header_list_size(64 * 1024)
         .serve_connection(TokioIo::new(tls), service);
-    tokio::pin!(http);
-    drive(http.as_mut(), |c| c.graceful_shutdown(), &conn, stop, idle).await;
+    async move {
+        drive(
+            Pin::new(&mut http),
+            |c| c.graceful_shutdown(),
+            &conn,
+            stop,
+            idle,
+        )
+        .await;
+    }
 }
 
 /// Serves until the connection ends; closes it gracefully when the process drains or when no

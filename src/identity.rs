@@ -268,15 +268,25 @@ static RECENT_CERTS: Mutex<Vec<([u8; 32], HeaderValue, HeaderValue)>> = Mutex::n
 const RECENT_CERTS_MAX: usize = 64;
 
 fn cert_values(leaf_der: &[u8], leaf_sha256: &[u8; 32]) -> (HeaderValue, HeaderValue) {
-    let mut recent = RECENT_CERTS.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((_, cert, sha256)) = recent.iter().find(|(key, ..)| key == leaf_sha256) {
-        return (cert.clone(), sha256.clone());
+    let lock = || RECENT_CERTS.lock().unwrap_or_else(|e| e.into_inner());
+    let shared = |recent: &[([u8; 32], HeaderValue, HeaderValue)]| {
+        let (_, cert, sha256) = recent.iter().find(|(key, ..)| key == leaf_sha256)?;
+        Some((cert.clone(), sha256.clone()))
+    };
+    if let Some(values) = shared(&lock()) {
+        return values;
     }
+    // Encoded without the lock: handshakes of other certificates need not wait for it.
     let cert = format!(
         ":{}:",
         base64::engine::general_purpose::STANDARD.encode(leaf_der)
     );
     let values = (value(cert), value(hex(leaf_sha256)));
+    let mut recent = lock();
+    // Another handshake of this certificate may have got here first: share its values.
+    if let Some(values) = shared(&recent) {
+        return values;
+    }
     if recent.len() == RECENT_CERTS_MAX {
         recent.clear();
     }

@@ -67,8 +67,11 @@ where
             )
             .await;
             first = false;
+            if matches!(next, Next::Close) {
+                return;
+            }
             // Boxed: the connection's task, alive while the connection idles, is not sized for
-            // what one request needs.
+            // what one request (or a refusal) needs.
             let exchange = Box::pin(exchange(
                 next,
                 &mut io,
