@@ -204,23 +204,22 @@ impl<W: fmt::Write> Fields<'_, W> {
     }
 
     fn string(&mut self, field: &Field, value: fmt::Arguments<'_>) {
-        if self.key(field) {
-            self.result = self
-                .out
-                .write_char('"')
-                .and_then(|()| Escape(&mut *self.out).write_fmt(value))
-                .and_then(|()| self.out.write_char('"'));
-        }
+        self.quoted(field, |e| e.write_fmt(value));
     }
 
     /// A `&str` straight through the escaper, without the formatting machinery (every access
     /// log line has seven).
     fn str(&mut self, field: &Field, value: &str) {
+        self.quoted(field, |e| e.write_str(value));
+    }
+
+    /// Writes the key, then the value `write` puts through the escaper, in quotes.
+    fn quoted(&mut self, field: &Field, write: impl FnOnce(&mut Escape<'_, W>) -> fmt::Result) {
         if self.key(field) {
             self.result = self
                 .out
                 .write_char('"')
-                .and_then(|()| Escape(&mut *self.out).write_str(value))
+                .and_then(|()| write(&mut Escape(&mut *self.out)))
                 .and_then(|()| self.out.write_char('"'));
         }
     }
