@@ -67,13 +67,15 @@ where
             )
             .await;
             first = false;
-            if matches!(next, Next::Close) {
-                return;
-            }
+            let head = match next {
+                Next::Head(len) => Ok(len),
+                Next::Refused(refusal) => Err(refusal),
+                Next::Close => return,
+            };
             // Boxed: the connection's task, alive while the connection idles, is not sized for
             // what one request (or a refusal) needs.
             let exchange = Box::pin(exchange(
-                next,
+                head,
                 &mut io,
                 &mut buf,
                 &conn,
@@ -82,10 +84,6 @@ where
             ));
             if exchange.await == After::Close {
                 return;
-            }
-            if buf.is_empty() {
-                // Idle until the next request: hold no read buffer.
-                buf = BytesMut::new();
             }
         }
     }
@@ -97,10 +95,10 @@ enum After {
     Close,
 }
 
-/// One request, from its head at the start of `buf` to the end of its answer (and of its
-/// unread body); a refusal or a closing connection ends the connection.
+/// One request, from its head (`Ok`: its length at the start of `buf`) to the end of its
+/// answer and of its unread body; a refusal is answered and ends the connection.
 async fn exchange<S>(
-    next: Next,
+    head: Result<usize, Refusal>,
     io: &mut S,
     buf: &mut BytesMut,
     conn: &Arc<Conn>,
@@ -110,10 +108,9 @@ async fn exchange<S>(
 where
     S: AsyncBufRead + AsyncWrite + Unpin + Send,
 {
-    let len = match next {
-        Next::Head(len) => len,
-        Next::Close => return After::Close,
-        Next::Refused(refusal) => {
+    let len = match head {
+        Ok(len) => len,
+        Err(refusal) => {
             refuse(io, conn, buf, refusal).await;
             return After::Close;
         }
@@ -249,10 +246,11 @@ async fn next_head<S: AsyncBufRead + Unpin>(
     }
 }
 
-/// Reads what has arrived into `buf`. An empty `buf` (an idle connection) gets its memory
-/// only once bytes are there: until then they wait in the TLS layer's buffer, not in ours.
+/// Reads what has arrived into `buf`. An empty `buf` (an idle connection) holds no memory
+/// until bytes are there: they wait in the TLS layer's buffer, not in ours.
 async fn read_more<S: AsyncBufRead + Unpin>(io: &mut S, buf: &mut BytesMut) -> io::Result<usize> {
     if buf.is_empty() {
+        *buf = BytesMut::new();
         let arrived = io.fill_buf().await?;
         let n = arrived.len();
         if n == 0 {
