@@ -8,20 +8,38 @@
 #   PERF=1 ...   also `perf record` the proxy with call graphs (PERF_CG=dwarf for exact stacks;
 #                the default fp is cheaper; report: perf report -i /tmp/hgprofile/perf.data)
 #   STRACE=1 ... also `strace -c` it (summary in /tmp/hgprofile/strace.txt)
+#   HEAPTRACK=1 ... run hookgate under heaptrack (stopped with SIGTERM so it writes
+#                /tmp/hgprofile/heaptrack.zst; read it with heaptrack_print; RSS includes heaptrack)
+#   bench-results/profile.sh nginx A|B|C|hold   the same load and probes on the bench's nginx
+#                (its config from the last run.sh, moved to these ports; the worker is measured)
 # Alternate two binaries a few times: this VM's speed drifts by tens of percent.
 set -euo pipefail
-BIN=$(realpath "$1"); W=$2; SECS=${3:-5}
+W=$2; SECS=${3:-5}
 T=/tmp/hgbench-build/target/release; R=/tmp/hgbench-run; C=$R/certs; O=/tmp/hgprofile
 [[ -x $T/hgbench-loadgen && -f $R/hookgate-hookgate-main/hookgate.toml ]] ||
   { echo "run ../shared/bench/run.sh once first" >&2; exit 1; }
 mkdir -p "$O"
-sed -e 's/:18449"/:28443"/' -e 's/:19901"/:29901"/' -e 's/:18080"/:28080"/' \
-  "$R/hookgate-hookgate-main/hookgate.toml" > "$O/hookgate.toml"
 taskset -c 1 "$T/hgbench-upstream" --listen 127.0.0.1:28080 >/dev/null 2>&1 & UP=$!
-HOOKGATE_HEADER_SECRET=bench-waf-secret-5b1f0c HOOKGATE_SIGNING_KEY=$(openssl rand -base64 32) \
-  TOKIO_WORKER_THREADS=1 taskset -c 0 "$BIN" run --config "$O/hookgate.toml" > "$O/hookgate.log" 2>&1 & HG=$!
-trap 'kill $HG $UP 2>/dev/null; wait 2>/dev/null' EXIT
-sleep 0.7
+if [[ $1 == nginx ]]; then
+  N=$O/nginx; mkdir -p "$N/nginx-tmp"
+  sed -e "s|$R/nginx-nginx-main|$N|g" -e 's/:18443 /:28443 /' -e 's/:18080;/:28080;/' \
+    "$R/nginx-nginx-main/nginx.conf" > "$N/nginx.conf"
+  taskset -c 0 nginx -c "$N/nginx.conf" -p "$N" >/dev/null 2>&1 & MASTER=$!
+  sleep 0.7; HG=$(pgrep -P $MASTER | head -1)   # the one worker process
+  stop() { kill $MASTER $UP 2>/dev/null; wait 2>/dev/null; }
+else
+  BIN=$(realpath "$1")
+  sed -e 's/:18449"/:28443"/' -e 's/:19901"/:29901"/' -e 's/:18080"/:28080"/' \
+    "$R/hookgate-hookgate-main/hookgate.toml" > "$O/hookgate.toml"
+  run=("$BIN"); [[ ${HEAPTRACK:-0} == 1 ]] && { rm -f "$O/heaptrack.zst"; run=(heaptrack -o "$O/heaptrack" "$BIN"); }
+  HOOKGATE_HEADER_SECRET=bench-waf-secret-5b1f0c HOOKGATE_SIGNING_KEY=$(openssl rand -base64 32) \
+    TOKIO_WORKER_THREADS=1 taskset -c 0 "${run[@]}" run --config "$O/hookgate.toml" > "$O/hookgate.log" 2>&1 & HG=$!
+  sleep 0.7
+  # Under heaptrack the process to measure and stop is its child; SIGTERM lets it write its file.
+  [[ ${HEAPTRACK:-0} == 1 ]] && { sleep 2; HG=$(pgrep -P $HG -f "$BIN" | head -1); }
+  stop() { kill -TERM $HG 2>/dev/null; while kill -0 $HG 2>/dev/null; do sleep 0.2; done; kill $UP 2>/dev/null; wait 2>/dev/null; }
+fi
+trap stop EXIT
 lg() { taskset -c 1 "$T/hgbench-loadgen" --url https://localhost:28443/webhooks/copyleaks \
   --cert "$C/client-ecdsa.pem" --key "$C/client-ecdsa.key" --ca "$C/ca.pem" \
   -H "X-Webhook-Secret: bench-waf-secret-5b1f0c" "$@"; }
