@@ -7,6 +7,7 @@
 #   bench-results/profile.sh BIN hold               RSS per idle mTLS connection (1,000 held)
 #   PERF=1 ...   also `perf record` the proxy with call graphs (PERF_CG=dwarf for exact stacks;
 #                the default fp is cheaper; report: perf report -i /tmp/hgprofile/perf.data)
+#   DEVPAYLOAD=1 ... with the developerPayload check on (the bench's HOOKGATE_DEVPAYLOAD=1)
 #   STRACE=1 ... also `strace -c` it (summary in /tmp/hgprofile/strace.txt)
 #   HEAPTRACK=1 ... run hookgate under heaptrack (stopped with SIGTERM so it writes
 #                /tmp/hgprofile/heaptrack.zst; read it with heaptrack_print; RSS includes heaptrack)
@@ -31,8 +32,12 @@ else
   BIN=$(realpath "$1")
   sed -e 's/:18449"/:28443"/' -e 's/:19901"/:29901"/' -e 's/:18080"/:28080"/' \
     "$R/hookgate-hookgate-main/hookgate.toml" > "$O/hookgate.toml"
+  if [[ ${DEVPAYLOAD:-0} == 1 ]]; then   # the bench's HOOKGATE_DEVPAYLOAD=1 section
+    sed -i 's|^# \[developer_payload\] off.*|[developer_payload]\npointer = "/developerPayload"\nvalues = [{ env = "HOOKGATE_DEVELOPER_PAYLOAD" }]\npath_prefixes = ["/"]|' "$O/hookgate.toml"
+    grep -q '^\[developer_payload\]' "$O/hookgate.toml" || { echo "no developer_payload placeholder" >&2; exit 1; }
+  fi
   run=("$BIN"); [[ ${HEAPTRACK:-0} == 1 ]] && { rm -f "$O/heaptrack.zst"; run=(heaptrack -o "$O/heaptrack" "$BIN"); }
-  HOOKGATE_HEADER_SECRET=bench-waf-secret-5b1f0c HOOKGATE_SIGNING_KEY=$(openssl rand -base64 32) \
+  HOOKGATE_HEADER_SECRET=bench-waf-secret-5b1f0c HOOKGATE_DEVELOPER_PAYLOAD=bench-developer-payload-0123456789 HOOKGATE_SIGNING_KEY=$(openssl rand -base64 32) \
     TOKIO_WORKER_THREADS=1 taskset -c 0 "${run[@]}" run --config "$O/hookgate.toml" > "$O/hookgate.log" 2>&1 & HG=$!
   sleep 0.7
   # Under heaptrack the process to measure and stop is its child; SIGTERM lets it write its file.

