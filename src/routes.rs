@@ -70,10 +70,9 @@ impl Route {
             Dedup::Path => ("path", normalized(path).into_bytes()),
             Dedup::Body => ("body", crate::digest::sha256(body).to_vec()),
             Dedup::Pointer(p) => {
-                let json: serde_json::Value = serde_json::from_slice(body).ok()?;
-                let v = json.pointer(p)?;
+                let v = crate::policy::pointer::lookup(body, p).ok()??;
                 let text = match v {
-                    serde_json::Value::String(s) => s.clone(),
+                    serde_json::Value::String(s) => s,
                     other => other.to_string(),
                 };
                 ("pointer", text.into_bytes())

@@ -4,6 +4,7 @@
 pub(crate) mod normalize;
 pub(crate) mod outcome;
 pub(crate) mod percent;
+pub(crate) mod pointer;
 pub(crate) mod request;
 pub(crate) mod target;
 

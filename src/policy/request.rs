@@ -48,10 +48,10 @@ pub(crate) fn check_developer_payload(
     values: &[Secret],
     body: &[u8],
 ) -> Result<(), Denied> {
-    let Ok(json) = serde_json::from_slice::<serde_json::Value>(body) else {
+    let Ok(found) = super::pointer::lookup(body, pointer) else {
         return Err(Denied::DeveloperPayload("body is not JSON"));
     };
-    match json.pointer(pointer) {
+    match found {
         None => Err(Denied::DeveloperPayload("developerPayload missing")),
         Some(serde_json::Value::String(s)) if matches_any(values, s.as_bytes()) => Ok(()),
         Some(_) => Err(Denied::DeveloperPayload("developerPayload value wrong")),
