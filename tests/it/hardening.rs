@@ -6,6 +6,7 @@
 mod faults;
 mod framing;
 mod headers;
+mod loop_differential;
 mod reload;
 mod requests;
 mod stalls;
