@@ -197,7 +197,13 @@ impl Upstream {
 /// handler left it (stripped, set and signed), and the body's length.
 fn request_head(parts: &http::request::Parts, body_len: u64) -> Vec<u8> {
     let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-    let mut head = Vec::with_capacity(256 + parts.headers.len() * 48);
+    // Sized once: the `Client-Cert` value alone (~1 KiB) outgrew an estimate per field.
+    let fields: usize = (parts.headers.iter())
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    let line = parts.method.as_str().len() + target.len() + 11;
+    let capacity = line + fields + "content-length: \r\n\r\n".len() + 20;
+    let mut head = Vec::with_capacity(capacity);
     head.extend_from_slice(parts.method.as_str().as_bytes());
     head.push(b' ');
     head.extend_from_slice(target.as_bytes());
@@ -213,6 +219,10 @@ fn request_head(parts: &http::request::Parts, body_len: u64) -> Vec<u8> {
     }
     // Always a length, also 0: the upstream never has to guess where the body ends.
     let _ = write!(head, "content-length: {body_len}\r\n\r\n");
+    debug_assert!(
+        head.len() <= capacity,
+        "the head is sized once, never grown"
+    );
     head
 }
 

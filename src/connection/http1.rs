@@ -125,7 +125,7 @@ where
     };
     let head_only = request.method() == Method::HEAD;
     let version = request.version();
-    let (body, mut reader) = body::body(framing.body, expects_continue);
+    let (body, mut reader) = body::body(framing.body, expects_continue, buf);
     let mut close = !framing.keep_alive || *stop.borrow() != Stop::Serve;
 
     let mut handling = std::pin::pin!(crate::handler::handle(request.map(|()| body), conn.clone()));

@@ -36,7 +36,9 @@ impl std::error::Error for BodyError {}
 
 /// The handler's side: the chunks, in order, then the end (or an error).
 pub(crate) struct RequestBody {
-    rx: mpsc::Receiver<Result<Bytes, BodyError>>,
+    /// The whole body, when it came with its head: no channel then.
+    arrived: Option<Bytes>,
+    rx: Option<mpsc::Receiver<Result<Bytes, BodyError>>>,
     /// Fired on the first poll: the reader may answer `100 Continue` and start reading.
     wanted: Option<oneshot::Sender<()>>,
     /// Bytes still to come, when the length is known.
@@ -54,19 +56,50 @@ pub(crate) struct BodyReader {
     pub expects_continue: bool,
 }
 
-/// A body framed as `body`; `expect_continue`: the client waits for `100 Continue`.
-pub(crate) fn body(body: framing::Body, expect_continue: bool) -> (RequestBody, BodyReader) {
-    let (tx, rx) = mpsc::channel(1);
-    let (wanted_tx, wanted_rx) = oneshot::channel();
+/// A body framed as `body`, after its head (`buf` holds what was read past the head);
+/// `expect_continue`: the client waits for `100 Continue`. A Content-Length body that came
+/// whole with its head, as most webhooks do, is taken from `buf` at once and handed over as it
+/// is: no channel between reader and handler, nothing more to read for it.
+pub(crate) fn body(
+    body: framing::Body,
+    expect_continue: bool,
+    buf: &mut BytesMut,
+) -> (RequestBody, BodyReader) {
+    let mut state = BodyState::new(body);
     let left = match body {
         framing::Body::Length(n) => Some(n),
         framing::Body::Chunked => None,
     };
-    let state = BodyState::new(body);
+    if left.is_some_and(|n| n > 0 && n <= buf.len() as u64) && !expect_continue {
+        // The framing decides here too: one step of the same state machine takes it all.
+        if let Ok(step) = state.take(buf) {
+            if step.done {
+                let data = split_step(buf, &step);
+                let reader = BodyReader {
+                    state,
+                    tx: None,
+                    wanted: None,
+                    expects_continue: false,
+                };
+                let body = RequestBody {
+                    arrived: Some(data),
+                    rx: None,
+                    wanted: None,
+                    left,
+                    ended: false,
+                };
+                return (body, reader);
+            }
+        }
+        state = BodyState::new(body);
+    }
+    let (tx, rx) = mpsc::channel(1);
+    let (wanted_tx, wanted_rx) = oneshot::channel();
     let ended = state.is_done();
     (
         RequestBody {
-            rx,
+            arrived: None,
+            rx: Some(rx),
             wanted: Some(wanted_tx),
             left,
             ended,
@@ -151,12 +184,17 @@ impl BodyReader {
             }
         }
         let step = self.state.take(buf).map_err(BodyError::Refused)?;
-        // The framing bytes around the data go; the data is handed on without a copy.
-        let _ = buf.split_to(step.data.start);
-        let data = buf.split_to(step.data.len()).freeze();
-        let _ = buf.split_to(step.used - step.data.end);
-        Ok(data)
+        Ok(split_step(buf, &step))
     }
+}
+
+/// Takes what `step` consumed off the front of `buf`: the framing bytes around the data go,
+/// the data is handed on without a copy.
+fn split_step(buf: &mut BytesMut, step: &framing::Decoded) -> Bytes {
+    let _ = buf.split_to(step.data.start);
+    let data = buf.split_to(step.data.len()).freeze();
+    let _ = buf.split_to(step.used - step.data.end);
+    data
 }
 
 impl http_body::Body for RequestBody {
@@ -170,10 +208,17 @@ impl http_body::Body for RequestBody {
         if let Some(wanted) = self.wanted.take() {
             let _ = wanted.send(());
         }
+        if let Some(data) = self.arrived.take() {
+            self.left = Some(0);
+            return Poll::Ready(Some(Ok(Frame::data(data))));
+        }
         if self.ended {
             return Poll::Ready(None);
         }
-        match self.rx.poll_recv(cx) {
+        let Some(rx) = &mut self.rx else {
+            return Poll::Ready(None);
+        };
+        match rx.poll_recv(cx) {
             Poll::Ready(Some(Ok(data))) => {
                 if let Some(left) = &mut self.left {
                     *left -= data.len() as u64;
@@ -200,6 +245,51 @@ impl http_body::Body for RequestBody {
         match self.left {
             Some(n) => SizeHint::with_exact(n),
             None => SizeHint::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body::Body as _;
+    use http_body_util::BodyExt;
+
+    async fn whole(mut body: RequestBody) -> Vec<Bytes> {
+        let mut frames = Vec::new();
+        while let Some(frame) = body.frame().await {
+            frames.push(frame.expect("no error").into_data().expect("data"));
+        }
+        frames
+    }
+
+    #[tokio::test]
+    async fn a_body_that_came_with_its_head_is_handed_over_whole_and_the_next_request_stays() {
+        let mut buf = BytesMut::from(&b"hello world GET / HTTP/1.1\r\n"[..]);
+        let (body, reader) = body(framing::Body::Length(11), false, &mut buf);
+        assert!(reader.is_done(), "nothing left to read for it");
+        assert!(reader.tx.is_none() && body.rx.is_none(), "no channel");
+        assert_eq!(body.size_hint().exact(), Some(11));
+        assert_eq!(whole(body).await, [Bytes::from_static(b"hello world")]);
+        assert_eq!(&buf[..], b" GET / HTTP/1.1\r\n");
+    }
+
+    #[tokio::test]
+    async fn a_body_still_arriving_or_awaiting_100_continue_goes_through_the_reader() {
+        use tokio::io::AsyncWriteExt;
+        for (have, expect_continue) in [(&b"hello"[..], false), (&b"hello world"[..], true)] {
+            let mut buf = BytesMut::from(have);
+            let (body, mut reader) = body(framing::Body::Length(11), expect_continue, &mut buf);
+            assert!(!reader.is_done() && body.rx.is_some());
+            assert_eq!(&buf[..], have, "nothing taken before the reader runs");
+            let (mut client, mut server) = tokio::io::duplex(64);
+            client
+                .write_all(&b"hello world"[have.len()..])
+                .await
+                .expect("write");
+            let (got, fed) = tokio::join!(whole(body), reader.feed(&mut server, &mut buf));
+            assert!(fed.is_ok());
+            assert_eq!(got.concat(), b"hello world");
         }
     }
 }
