@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 fuzz_dir=$PWD
 secs=${1:-60}
-targets=(proxy_header remote_list list_file config_toml request_framing response_framing)
+targets=(proxy_header remote_list list_file config_toml request_framing response_framing json_pointer)
 parallel=2
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

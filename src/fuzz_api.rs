@@ -31,6 +31,16 @@ pub use crate::http1::differential::{
     tiling_violation as http1_tiling_violation,
 };
 
+/// `policy::pointer::lookup` beside the full `serde_json::Value` parse it must agree with
+/// (feature `differential`): `None` when both read `body` alike at `pointer` (both refuse it, or
+/// both find the same value or nothing), what each said otherwise.
+#[cfg(feature = "differential")]
+pub fn json_pointer_disagreement(body: &[u8], pointer: &str) -> Option<String> {
+    let ours = crate::policy::pointer::lookup(body, pointer).ok();
+    let full = crate::policy::pointer::reference(body, pointer);
+    (ours != full).then(|| format!("lookup {ours:?}, full parse {full:?}"))
+}
+
 /// The entry type of an allow list, as hookgate parses each entry of its list files and of
 /// its remote list bodies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
