@@ -201,7 +201,7 @@ fn request_head(parts: &http::request::Parts, body_len: u64) -> Vec<u8> {
     let fields: usize = (parts.headers.iter())
         .map(|(name, value)| name.as_str().len() + value.len() + 4)
         .sum();
-    let line = parts.method.as_str().len() + target.len() + 11;
+    let line = parts.method.as_str().len() + " ".len() + target.len() + " HTTP/1.1\r\n".len();
     let capacity = line + fields + "content-length: \r\n\r\n".len() + 20;
     let mut head = Vec::with_capacity(capacity);
     head.extend_from_slice(parts.method.as_str().as_bytes());

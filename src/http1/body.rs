@@ -2,7 +2,8 @@
 //! off the connection as framing decided ([`framing::Body`]), [`RequestBody`] hands them to
 //! the handler. Both run in the connection's task: the reader is polled beside the handler, and
 //! a bounded channel of one chunk between them keeps the connection from reading ahead of what
-//! the handler takes.
+//! the handler takes. A Content-Length body already read whole with its head needs neither: it
+//! is taken off the buffer at once and handed over as it is.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};

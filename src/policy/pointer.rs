@@ -6,6 +6,10 @@
 //! both ask this, and a differential test (and the `json_pointer` fuzz target) holds it to the
 //! full parse. Building the whole `Value` cost a 256 KiB webhook ~100 µs: a copy of every
 //! string and map on the heap, and page faults for the big ones.
+//!
+//! This holds while serde_json's `arbitrary_precision` and `raw_value` features are off: with
+//! them `Value` reads the keys `$serde_json::private::Number` / `RawValue` as markers (and
+//! refuses bodies this lookup would accept). A test fails if a dependency turns either on.
 
 use std::fmt;
 
@@ -214,6 +218,24 @@ pub fn reference(body: &[u8], pointer: &str) -> Option<Option<Value>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn serde_json_reads_its_private_marker_keys_as_plain_keys() {
+        // Feature unification could turn on `arbitrary_precision` or `raw_value`, under which
+        // `Value` treats these keys specially and the lookup would no longer agree with it.
+        for key in [
+            "$serde_json::private::Number",
+            "$serde_json::private::RawValue",
+        ] {
+            let body = format!(r#"{{"{key}":"1","developerPayload":"s"}}"#);
+            let full: Value = serde_json::from_str(&body).expect("an ordinary object");
+            assert!(full.get(key).is_some_and(Value::is_string), "{key}");
+            assert_eq!(
+                lookup(body.as_bytes(), "/developerPayload").ok(),
+                reference(body.as_bytes(), "/developerPayload")
+            );
+        }
+    }
 
     /// Documents and pointers where a streaming lookup could go wrong: duplicates, escapes in
     /// keys and pointers, indexes, scalars on the way, and bodies only a full parse refuses.

@@ -169,3 +169,54 @@ async fn answers_100_continue_only_when_the_body_is_wanted() {
     resp.assert_error(403, "forbidden");
     assert!(closed);
 }
+
+#[tokio::test]
+async fn a_refused_request_whose_body_came_with_its_head_leaves_the_pipelined_next_one_intact() {
+    // The body of the first request arrives whole with its head (the handler takes it from the
+    // buffer at once); the handler refuses it before reading it. The next request, pipelined
+    // in the same write, must start exactly after that body: answered, and alone forwarded.
+    let up = Upstream::start();
+    let gate = GateConfig::new(&up.url)
+        .set("request.max_body", "64B")
+        .start()
+        .await;
+    let smuggled = format!(
+        "POST /smuggled HTTP/1.1\r\nHost: localhost\r\n{}\r\nContent-Length: 2\r\n\r\n{{}}",
+        head_secret()
+    );
+    let refused = [
+        // Wrong secret: refused on the head (403).
+        (format!("POST /first HTTP/1.1\r\nHost: localhost\r\n{HEADER_NAME}: wrong\r\nContent-Length: {}\r\n\r\n{smuggled}", smuggled.len()), 403),
+        // Declared length over max_body (413).
+        (format!("POST /first HTTP/1.1\r\nHost: localhost\r\n{}\r\nContent-Length: {}\r\n\r\n{smuggled}{}", head_secret(), smuggled.len() + 70, "x".repeat(70)), 413),
+    ];
+    for (first, status) in refused {
+        let next = raw_post("/next", &["Connection: close"], "{\"n\":1}");
+        let mut tls = connect(&gate).await;
+        tokio::io::AsyncWriteExt::write_all(&mut tls, format!("{first}{next}").as_bytes())
+            .await
+            .expect("write");
+        tokio::io::AsyncWriteExt::flush(&mut tls)
+            .await
+            .expect("flush");
+        let (bytes, closed) = read_until_closed(&mut tls, Duration::from_secs(5)).await;
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(closed.is_some(), "closed after the last answer: {text}");
+        let statuses: Vec<&str> = text
+            .match_indices("HTTP/1.1 ")
+            .map(|(i, _)| &text[i + 9..i + 12])
+            .collect();
+        let first_status = status.to_string();
+        // 413 may close the connection (its body is then not read on): nothing else may come.
+        match statuses.as_slice() {
+            [s, ok] => assert!(*s == first_status && *ok == "200", "{text}"),
+            [s] => assert!(*s == first_status && status == 413, "{text}"),
+            _ => panic!("answers {statuses:?}: {text}"),
+        }
+        let paths: Vec<String> = up.requests().iter().map(|r| r.target.clone()).collect();
+        assert!(
+            paths.iter().all(|p| p == "/next"),
+            "only /next may be forwarded: {paths:?}"
+        );
+    }
+}
