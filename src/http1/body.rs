@@ -66,34 +66,27 @@ pub(crate) fn body(
     expect_continue: bool,
     buf: &mut BytesMut,
 ) -> (RequestBody, BodyReader) {
-    let mut state = BodyState::new(body);
     let left = match body {
         framing::Body::Length(n) => Some(n),
         framing::Body::Chunked => None,
     };
-    if left.is_some_and(|n| n > 0 && n <= buf.len() as u64) && !expect_continue {
-        // The framing decides here too: one step of the same state machine takes it all.
-        if let Ok(step) = state.take(buf) {
-            if step.done {
-                let data = split_step(buf, &step);
-                let reader = BodyReader {
-                    state,
-                    tx: None,
-                    wanted: None,
-                    expects_continue: false,
-                };
-                let body = RequestBody {
-                    arrived: Some(data),
-                    rx: None,
-                    wanted: None,
-                    left,
-                    ended: false,
-                };
-                return (body, reader);
-            }
-        }
-        state = BodyState::new(body);
+    if let Some(data) = whole_in(body, expect_continue, buf) {
+        let reader = BodyReader {
+            state: BodyState::Done,
+            tx: None,
+            wanted: None,
+            expects_continue: false,
+        };
+        let body = RequestBody {
+            arrived: Some(data),
+            rx: None,
+            wanted: None,
+            left,
+            ended: false,
+        };
+        return (body, reader);
     }
+    let state = BodyState::new(body);
     let (tx, rx) = mpsc::channel(1);
     let (wanted_tx, wanted_rx) = oneshot::channel();
     let ended = state.is_done();
@@ -187,6 +180,23 @@ impl BodyReader {
         let step = self.state.take(buf).map_err(BodyError::Refused)?;
         Ok(split_step(buf, &step))
     }
+}
+
+/// A Content-Length body already whole in `buf`, when no `100 Continue` is awaited: taken off
+/// `buf` by one step of the same framing state the reader uses (a Content-Length body is all
+/// data, so one step takes all of it).
+fn whole_in(body: framing::Body, expect_continue: bool, buf: &mut BytesMut) -> Option<Bytes> {
+    let framing::Body::Length(n) = body else {
+        return None;
+    };
+    if expect_continue || n == 0 || n > buf.len() as u64 {
+        return None;
+    }
+    let step = BodyState::new(body)
+        .take(buf)
+        .ok()
+        .filter(|step| step.done)?;
+    Some(split_step(buf, &step))
 }
 
 /// Takes what `step` consumed off the front of `buf`: the framing bytes around the data go,
