@@ -225,12 +225,7 @@ pub fn hookgate_reads_response(bytes: &[u8], to_head: bool) -> Result<ResponseRe
             at += step.used;
         }
     }
-    let mut fields: Vec<(String, Vec<u8>)> = head
-        .headers
-        .iter()
-        .map(|(k, v)| (k.as_str().to_owned(), v.as_bytes().to_vec()))
-        .collect();
-    fields.sort();
+    let mut fields = hyper_server::sorted_fields(&head.headers);
     fields.dedup_by(|a, b| a.0 == "content-length" && a == b);
     Ok((head.status.as_u16(), fields, body))
 }
@@ -270,12 +265,7 @@ async fn hyper_reads_response_async(bytes: &[u8], to_head: bool) -> Result<Respo
             return Err("an informational final answer".to_owned());
         }
         let status = resp.status().as_u16();
-        let mut fields: Vec<(String, Vec<u8>)> = resp
-            .headers()
-            .iter()
-            .map(|(k, v)| (k.as_str().to_owned(), v.as_bytes().to_vec()))
-            .collect();
-        fields.sort();
+        let mut fields = hyper_server::sorted_fields(resp.headers());
         fields.dedup_by(|a, b| a.0 == "content-length" && a == b);
         let body = resp
             .into_body()

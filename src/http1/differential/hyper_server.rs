@@ -26,6 +26,16 @@ pub struct Message {
     pub body: Vec<u8>,
 }
 
+/// A header map as (lowercase name, value) pairs, sorted: how every reader's fields compare.
+pub fn sorted_fields(headers: &http::HeaderMap) -> Vec<(String, Vec<u8>)> {
+    let mut fields: Vec<(String, Vec<u8>)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), v.as_bytes().to_vec()))
+        .collect();
+    fields.sort();
+    fields
+}
+
 /// The requests hyper 1's server dispatched from `stream` (written at once, then half-closed)
 /// and whose bodies it read whole, in order.
 pub async fn reads(stream: &[u8]) -> Vec<Message> {
@@ -38,17 +48,11 @@ pub async fn reads(stream: &[u8]) -> Vec<Message> {
             async move {
                 let (parts, body) = req.into_parts();
                 if let Ok(body) = body.collect().await {
-                    let mut headers: Vec<(String, Vec<u8>)> = parts
-                        .headers
-                        .iter()
-                        .map(|(k, v)| (k.as_str().to_owned(), v.as_bytes().to_vec()))
-                        .collect();
-                    headers.sort();
                     seen.lock().expect("not poisoned").push(Message {
                         method: parts.method.to_string(),
                         target: parts.uri.to_string(),
                         version: u8::from(parts.version == http::Version::HTTP_11),
-                        headers,
+                        headers: sorted_fields(&parts.headers),
                         body: body.to_bytes().to_vec(),
                     });
                 }

@@ -437,14 +437,9 @@ fn same_request(ours: &upstream::Recorded, theirs: &Message) -> Result<(), Strin
         .filter(|(k, _)| kept(k))
         .cloned()
         .collect();
-    let mut got: Vec<(String, Vec<u8>)> = ours
-        .headers
-        .iter()
-        .filter(|(k, _)| kept(k.as_str()))
-        .map(|(k, v)| (k.as_str().to_owned(), v.as_bytes().to_vec()))
-        .collect();
+    let mut got = hyper_server::sorted_fields(&ours.headers);
+    got.retain(|(k, _)| kept(k));
     want.sort();
-    got.sort();
     if want != got {
         return Err(format!("headers {got:?} forwarded, hyper read {want:?}"));
     }
