@@ -4,8 +4,9 @@
 //! The answers are those of `serde_json::from_slice::<Value>(body)?.pointer(pointer)`, duplicate
 //! keys included (the last one counts): the developerPayload check and the dedup key of SPEC §9.4
 //! both ask this, and a differential test (and the `json_pointer` fuzz target) holds it to the
-//! full parse. Building the whole `Value` cost a 256 KiB webhook ~100 µs: a copy of every
-//! string and map on the heap, and page faults for the big ones.
+//! full parse. Building the whole `Value` cost a 256 KiB webhook ~60 µs (`DEVPAYLOAD=1
+//! bench-results/profile.sh BIN C`: 470 -> 412 µs CPU/request): a heap copy of every string
+//! and map, and page faults for the big ones.
 //!
 //! This holds while serde_json's `arbitrary_precision` and `raw_value` features are off: with
 //! them `Value` reads the keys `$serde_json::private::Number` / `RawValue` as markers (and
