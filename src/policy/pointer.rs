@@ -12,6 +12,7 @@
 //! them `Value` reads the keys `$serde_json::private::Number` / `RawValue` as markers (and
 //! refuses bodies this lookup would accept). A test fails if a dependency turns either on.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
@@ -21,29 +22,30 @@ use serde_json::Value;
 /// if the pointer names nothing in it.
 pub(crate) fn lookup(body: &[u8], pointer: &str) -> Result<Option<Value>, serde_json::Error> {
     let mut de = serde_json::Deserializer::from_slice(body);
-    let found = match tokens(pointer) {
-        Some(path) => Find { path: &path }.deserialize(&mut de)?,
-        None => {
-            Skip.deserialize(&mut de)?;
-            None
-        }
+    // Not empty and not starting with `/`: it names nothing, as `Value::pointer` reads it.
+    let found = if pointer.is_empty() || pointer.starts_with('/') {
+        Find { rest: pointer }.deserialize(&mut de)?
+    } else {
+        Skip.deserialize(&mut de)?;
+        None
     };
     de.end()?;
     Ok(found)
 }
 
-/// The reference tokens of `pointer` (`~1` is `/`, `~0` is `~`); `None` if it names nothing
-/// (not empty and not starting with `/`), as `Value::pointer` reads it.
-fn tokens(pointer: &str) -> Option<Vec<String>> {
-    if pointer.is_empty() {
-        return Some(Vec::new());
-    }
-    let rest = pointer.strip_prefix('/')?;
-    Some(
-        rest.split('/')
-            .map(|t| t.replace("~1", "/").replace("~0", "~"))
-            .collect(),
-    )
+/// The first reference token of `rest` (which starts with `/`) with `~1` read as `/` and `~0`
+/// as `~`, in `Value::pointer`'s order, and what follows it. Borrowed unless it has a `~`: a
+/// request's lookup allocates nothing for the pointer.
+fn first_token(rest: &str) -> (Cow<'_, str>, &str) {
+    let rest = &rest[1..];
+    let end = rest.find('/').unwrap_or(rest.len());
+    let (token, after) = rest.split_at(end);
+    let token = if token.contains('~') {
+        Cow::Owned(token.replace("~1", "/").replace("~0", "~"))
+    } else {
+        Cow::Borrowed(token)
+    };
+    (token, after)
 }
 
 /// An array index token as `Value::pointer` reads it: digits, no sign, no leading zero.
@@ -54,16 +56,17 @@ fn index(token: &str) -> Option<usize> {
     token.parse().ok()
 }
 
-/// Reads one value, keeping only what `path` (the tokens still to follow) names inside it.
+/// Reads one value, keeping only what `rest` (the part of the pointer still to follow: empty,
+/// or starting with `/`) names inside it.
 struct Find<'p> {
-    path: &'p [String],
+    rest: &'p str,
 }
 
 impl<'de> DeserializeSeed<'de> for Find<'_> {
     type Value = Option<Value>;
 
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Option<Value>, D::Error> {
-        if self.path.is_empty() {
+        if self.rest.is_empty() {
             return serde::Deserialize::deserialize(d).map(Some);
         }
         d.deserialize_any(self)
@@ -78,12 +81,12 @@ impl<'de> Visitor<'de> for Find<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<Value>, A::Error> {
-        let (token, rest) = (&self.path[0], &self.path[1..]);
+        let (token, rest) = first_token(self.rest);
         let mut found = None;
-        while let Some(is_token) = map.next_key_seed(KeyIs(token))? {
+        while let Some(is_token) = map.next_key_seed(KeyIs(&token))? {
             if is_token {
                 // A later copy of the key replaces an earlier one, as in a `Value` map.
-                found = map.next_value_seed(Find { path: rest })?;
+                found = map.next_value_seed(Find { rest })?;
             } else {
                 map.next_value_seed(Skip)?;
             }
@@ -92,14 +95,13 @@ impl<'de> Visitor<'de> for Find<'_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Option<Value>, A::Error> {
-        let wanted = index(&self.path[0]);
+        let (token, rest) = first_token(self.rest);
+        let wanted = index(&token);
         let mut found = None;
         let mut i = 0;
         loop {
             if Some(i) == wanted {
-                match seq.next_element_seed(Find {
-                    path: &self.path[1..],
-                })? {
+                match seq.next_element_seed(Find { rest })? {
                     Some(v) => found = v,
                     None => break,
                 }
@@ -251,6 +253,7 @@ mod tests {
             r#"{"meta":{"p":"a"},"meta":{"p":"b"},"x":[1,2]}"#,
             r#"{"develop\u0065rPayload":"escaped key"}"#,
             r#"{"a/b":{"m~n":"slash and tilde"},"":{"":"empty keys"}}"#,
+            r#"{"~1":"tilde one","/":"slash","~":{"0":"tilde then zero"}}"#,
             r#"{"list":["zero",{"p":"one"},"two"],"n":null}"#,
             r#"["top", {"developerPayload":"in an array"}]"#,
             r#""just a string""#,
@@ -290,6 +293,10 @@ mod tests {
             "/meta",
             "/a~1b/m~0n",
             "/a~1b/m~n",
+            "/~01",
+            "/~1",
+            "/~0/0",
+            "/~",
             "//",
             "/",
             "/list/0",
